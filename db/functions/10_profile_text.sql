@@ -1,0 +1,130 @@
+-- Profile texts: exactly what gets embedded, built from the row in the
+-- original plan's format, so the database knows what a vector stands for.
+
+-- 'a, b, c' from an array, skipping NULL and blank elements; NULL if empty.
+CREATE OR REPLACE FUNCTION jobmatch_join(items text [])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT nullif(string_agg(btrim(item), ', ' ORDER BY ord), '')
+    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
+    WHERE btrim(item) <> ''
+$$;
+
+-- Free text, trimmed and capped so one huge field cannot crowd out the rest
+-- of a profile; NULL if blank.
+CREATE OR REPLACE FUNCTION jobmatch_clean(
+    value text, max_chars integer DEFAULT 1000
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT nullif(btrim(left(btrim(value), max_chars)), '')
+$$;
+
+-- 2000000 -> '2,000,000' (the plan's Python f"{n:,}"), any magnitude.
+CREATE OR REPLACE FUNCTION jobmatch_amount(amount numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT regexp_replace(trim_scale(round(amount, 2))::text,
+                          '(\d)(?=(\d{3})+(\.|$))', '\1,', 'g')
+$$;
+
+-- 'NGN 2,000,000 - 5,000,000', 'NGN 2,000,000' or NULL; zero means unset,
+-- as in the plan.
+CREATE OR REPLACE FUNCTION jobmatch_salary_text(
+    currency text, low numeric, high numeric
+)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN nullif(low, 0) IS NULL THEN NULL
+        WHEN nullif(high, 0) IS NULL
+            THEN concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
+        ELSE concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
+             || ' - ' || jobmatch_amount(high)
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_text_hash(profile_text text)
+RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT md5(profile_text)::uuid
+$$;
+
+CREATE OR REPLACE FUNCTION user_profile_text(p user_preferences)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(nullif(concat_ws('. ',
+        'Seeking roles: ' || jobmatch_join(p.job_roles),
+        'Job categories: ' || jobmatch_join(p.job_categories),
+        'Job interests: ' || jobmatch_clean(p.user_job_input),
+        'Experience level: ' || jobmatch_clean(p.experience_level, 100),
+        'Years of experience: '
+            || trim_scale(nullif(p.years_of_experience, 0)::numeric)::text,
+        'Technical skills: ' || jobmatch_join(p.technical_skills),
+        'Soft skills: ' || jobmatch_join(p.soft_skills),
+        'Preferred locations: ' || jobmatch_join(p.preferred_locations),
+        'Location preferences: ' || jobmatch_clean(p.user_location_input),
+        CASE WHEN p.willing_to_relocate THEN 'Open to relocation' END,
+        'Work arrangements: ' || jobmatch_join(p.work_arrangements),
+        'Employment types: ' || jobmatch_join(p.employment_types),
+        CASE WHEN nullif(p.salary_max, 0) IS NOT NULL THEN 'Salary expectation: '
+             ELSE 'Minimum salary: ' END
+            || jobmatch_salary_text(coalesce(jobmatch_clean(p.salary_currency, 10), 'NGN'),
+                                    p.salary_min, p.salary_max),
+        'Company size preference: ' || jobmatch_join(p.company_size_preference),
+        'Industry interests: ' || jobmatch_join(p.industry_preferences)
+    ), ''), 'Job seeker')
+$$;
+
+CREATE OR REPLACE FUNCTION job_profile_text(j canonical_jobs)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(nullif(concat_ws('. ',
+        'Job title: ' || jobmatch_clean(j.title, 300),
+        'Company: ' || jobmatch_clean(j.company, 300),
+        'Job variations: ' || jobmatch_join(j.ai_job_titles),
+        'Job function: ' || jobmatch_clean(j.ai_job_function, 300),
+        'Job level: ' || jobmatch_join(j.ai_job_level),
+        'Industry: ' || jobmatch_join(j.ai_industry),
+        'Location: ' || CASE
+            WHEN jobmatch_clean(j.ai_city, 100) IS NOT NULL
+                 AND jobmatch_clean(j.ai_state, 100) IS NOT NULL
+                THEN jobmatch_clean(j.ai_city, 100) || ', '
+                     || jobmatch_clean(j.ai_state, 100)
+            ELSE jobmatch_clean(j.location, 300)
+        END,
+        'Country: ' || jobmatch_clean(j.ai_country, 100),
+        'Work arrangement: ' || jobmatch_clean(j.ai_work_arrangement, 100),
+        CASE WHEN j.ai_remote_allowed THEN 'Remote work allowed' END,
+        'Required skills: ' || jobmatch_join(j.ai_required_skills),
+        'Preferred skills: ' || jobmatch_join(j.ai_preferred_skills),
+        CASE
+            WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
+                 AND nullif(j.ai_years_experience_max, 0) IS NOT NULL
+                THEN 'Experience required: ' || j.ai_years_experience_min
+                     || '-' || j.ai_years_experience_max || ' years'
+            WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
+                THEN 'Minimum experience: ' || j.ai_years_experience_min || ' years'
+        END,
+        CASE WHEN nullif(j.ai_salary_max, 0) IS NOT NULL THEN 'Salary: '
+             ELSE 'Minimum salary: ' END
+            || jobmatch_salary_text(j.ai_salary_currency, j.ai_salary_min, j.ai_salary_max),
+        CASE
+            WHEN jobmatch_clean(j.ai_summary) IS NOT NULL
+                THEN 'Summary: ' || jobmatch_clean(j.ai_summary)
+            WHEN jobmatch_clean(j.description, 100000) IS NOT NULL
+                THEN 'Description: ' || CASE
+                    WHEN length(jobmatch_clean(j.description, 100000)) > 300
+                        THEN left(jobmatch_clean(j.description, 100000), 300) || '...'
+                    ELSE jobmatch_clean(j.description, 100000)
+                END
+        END
+    ), ''), 'Job posting')
+$$;

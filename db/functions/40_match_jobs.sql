@@ -1,0 +1,205 @@
+-- match_jobs(user_id, limit): what the bot calls. Semantic (cosine) when the
+-- seeker has a vector from the active model, keyword (full-text) otherwise,
+-- or when nothing clears the threshold. Read-only: runs on a hot standby.
+
+-- 3000000 -> '3M', 2500000 -> '2.5M', 750000 -> '750K': short enough for a
+-- WhatsApp line.
+CREATE OR REPLACE FUNCTION jobmatch_short_amount(amount numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN abs(amount) >= 1000000
+            THEN trim_scale(round(amount / 1000000, 1))::text || 'M'
+        WHEN abs(amount) >= 1000
+            THEN trim_scale(round(amount / 1000, 1))::text || 'K'
+        ELSE trim_scale(round(amount, 2))::text
+    END
+$$;
+
+-- Lower-cased, trimmed, non-blank elements: for case-insensitive overlaps.
+CREATE OR REPLACE FUNCTION jobmatch_lower_set(items text [])
+RETURNS text []
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(array_agg(DISTINCT lower(btrim(item))), '{}')
+    FROM unnest(items) AS item
+    WHERE btrim(item) <> ''
+$$;
+
+-- Why a job was offered, in words a person reads on a phone.
+CREATE OR REPLACE FUNCTION job_match_reasons(
+    u user_preferences, j canonical_jobs, similarity double precision
+)
+RETURNS text []
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    WITH wanted AS (
+        SELECT jobmatch_lower_set(u.technical_skills || u.soft_skills) AS skills,
+               jobmatch_lower_set(u.preferred_locations) AS places,
+               jobmatch_lower_set(u.work_arrangements || u.preferred_locations)
+                   && ARRAY['remote'] AS wants_remote
+    ), shared_skills AS (
+        SELECT string_agg(s.skill, ', ' ORDER BY s.ord) AS skills
+        FROM (
+            SELECT DISTINCT ON (lower(btrim(skill))) btrim(skill) AS skill, ord
+            FROM unnest(j.ai_required_skills || j.ai_preferred_skills)
+                WITH ORDINALITY AS x (skill, ord), wanted AS w
+            WHERE lower(btrim(skill)) = ANY (w.skills)
+            ORDER BY lower(btrim(skill)), ord
+        ) AS s
+    )
+    SELECT array_remove(ARRAY[
+        CASE WHEN similarity IS NOT NULL
+            THEN 'Semantic match: ' || round((100 * similarity)::numeric) || '%' END,
+        'Skills: ' || (SELECT skills FROM shared_skills),
+        CASE
+            WHEN (j.ai_remote_allowed OR lower(j.ai_work_arrangement) = 'remote')
+                 AND w.wants_remote THEN 'Remote'
+            WHEN lower(btrim(j.ai_city)) = ANY (w.places) THEN 'In ' || btrim(j.ai_city)
+            WHEN lower(btrim(j.ai_state)) = ANY (w.places) THEN 'In ' || btrim(j.ai_state)
+        END,
+        CASE
+            WHEN nullif(j.ai_salary_max, 0) IS NOT NULL AND nullif(u.salary_min, 0) IS NOT NULL
+                 AND j.ai_salary_max >= u.salary_min
+                 AND coalesce(j.ai_salary_currency, 'NGN') = coalesce(u.salary_currency, 'NGN')
+                THEN 'Pays ' || coalesce(j.ai_salary_currency, 'NGN') || ' '
+                     || CASE WHEN nullif(j.ai_salary_min, 0) IS NOT NULL
+                             THEN jobmatch_short_amount(j.ai_salary_min) || '-' ELSE '' END
+                     || jobmatch_short_amount(j.ai_salary_max)
+                     || ' (your minimum: ' || jobmatch_short_amount(u.salary_min) || ')'
+        END
+    ], NULL)
+    FROM wanted AS w
+$$;
+
+-- An OR of every lexeme of the seeker's roles, categories and skills: a job
+-- sharing more of them ranks higher.
+CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
+RETURNS tsquery
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
+    FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
+        array_to_string(u.job_roles, ' '),
+        array_to_string(u.job_categories, ' '),
+        array_to_string(u.technical_skills, ' '))))
+$$;
+
+CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
+RETURNS TABLE (
+    job_id bigint,
+    title text,
+    company text,
+    location text,
+    work_arrangement text,
+    remote_allowed boolean,
+    salary_min numeric,
+    salary_max numeric,
+    salary_currency text,
+    posted_date timestamptz,
+    similarity double precision,
+    match_score numeric,
+    match_reasons text [],
+    match_method text
+)
+LANGUAGE plpgsql STABLE
+-- Iterative index scans keep going until enough rows pass the window and
+-- model filters, so an ANN index never returns fewer rows than exist.
+SET ivfflat.iterative_scan = 'relaxed_order'
+SET hnsw.iterative_scan = 'relaxed_order'
+SET ivfflat.probes = 10
+AS $$
+DECLARE
+    v_settings jobmatch_settings;
+    v_model embedding_models;
+    v_user user_preferences;
+    v_limit integer;
+    v_window_start timestamptz;
+    v_query tsquery;
+BEGIN
+    IF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'match_jobs: user_id must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_limit IS NULL THEN
+        RAISE EXCEPTION 'match_jobs: limit must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_limit < 1 THEN
+        RAISE EXCEPTION 'match_jobs: limit must be at least 1, got %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT * INTO v_settings FROM jobmatch_settings;
+    v_limit := least(p_limit, v_settings.match_max_limit);
+    v_window_start := current_date - v_settings.match_window_days;
+
+    SELECT * INTO v_user FROM user_preferences AS u WHERE u.user_id = p_user_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    v_model := active_embedding_model();
+    IF v_user.user_embedding IS NOT NULL AND v_user.embedding_model = v_model.model THEN
+        PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
+        -- Dynamic SQL so the dimension and model are literals: the planner
+        -- can then use the per-model expression index.
+        RETURN QUERY EXECUTE format($q$
+            WITH nearest AS MATERIALIZED (
+                SELECT j.id, j.job_embedding::vector(%1$s) <=> $1 AS distance
+                FROM canonical_jobs AS j
+                WHERE j.job_embedding_model = %2$L AND j.posted_date >= $2
+                ORDER BY j.job_embedding::vector(%1$s) <=> $1
+                LIMIT $3
+            )
+            SELECT j.id::bigint, j.title::text, j.company::text,
+                   coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''),
+                            j.location)::text,
+                   j.ai_work_arrangement::text, j.ai_remote_allowed,
+                   j.ai_salary_min::numeric, j.ai_salary_max::numeric,
+                   j.ai_salary_currency::text, j.posted_date::timestamptz,
+                   1 - n.distance,
+                   round(greatest(0, 1 - n.distance)::numeric * 100, 1),
+                   job_match_reasons($5, j, 1 - n.distance),
+                   'semantic'::text
+            FROM nearest AS n
+            INNER JOIN canonical_jobs AS j ON j.id = n.id
+            WHERE 1 - n.distance >= $4
+            ORDER BY n.distance, j.id
+        $q$, v_model.dimensions, v_model.model)
+        USING v_user.user_embedding, v_window_start, v_limit,
+              v_model.similarity_threshold, v_user;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    v_query := user_keyword_query(v_user);
+    IF v_query IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT j.id::bigint, j.title::text, j.company::text,
+           coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
+           j.ai_work_arrangement::text, j.ai_remote_allowed,
+           j.ai_salary_min::numeric, j.ai_salary_max::numeric,
+           j.ai_salary_currency::text, j.posted_date::timestamptz,
+           NULL::double precision,
+           round(100 * k.rank::numeric, 1),
+           job_match_reasons(v_user, j, NULL),
+           'keyword'::text
+    FROM canonical_jobs AS j
+    CROSS JOIN LATERAL (
+        -- normalization 32: rank / (rank + 1), a 0-1 score
+        SELECT ts_rank_cd(jobmatch_job_document(j.title, j.ai_job_titles,
+                                                j.ai_required_skills, j.ai_preferred_skills),
+                          v_query, 32) AS rank
+    ) AS k
+    WHERE jobmatch_job_document(j.title, j.ai_job_titles,
+                                j.ai_required_skills, j.ai_preferred_skills) @@ v_query
+      AND j.posted_date >= v_window_start
+    ORDER BY k.rank DESC, j.posted_date DESC, j.id
+    LIMIT v_limit;
+END
+$$;

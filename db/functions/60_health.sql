@@ -1,0 +1,91 @@
+-- One row that says whether the embedding pipeline keeps up. A row counts
+-- as covered when it has a vector from the active model and no pending
+-- queue row: the triggers queue every text change, so no pending row means
+-- the vector was made from the current text.
+CREATE OR REPLACE VIEW embedding_health AS
+WITH
+model AS (
+    SELECT
+        m.model,
+        (SELECT s.profile_text_version FROM jobmatch_settings AS s) AS version,
+        (SELECT s.match_window_days FROM jobmatch_settings AS s) AS window_days
+    FROM (SELECT 1) AS one
+    LEFT JOIN embedding_models AS m ON m.is_active
+),
+
+users AS (
+    SELECT
+        count(*) AS total,
+        count(*) FILTER (
+            WHERE u.user_embedding IS NOT NULL
+            AND u.embedding_model = model.model
+            AND u.embedding_version = model.version
+            AND NOT EXISTS (
+                SELECT 1 FROM embedding_queue AS q
+                WHERE q.entity_type = 'user' AND q.entity_id = u.user_id
+            )
+        ) AS covered
+    FROM user_preferences AS u CROSS JOIN model
+),
+
+jobs AS (
+    SELECT
+        count(*) AS total,
+        count(*) FILTER (
+            WHERE j.job_embedding IS NOT NULL
+            AND j.job_embedding_model = model.model
+            AND j.embedding_version = model.version
+            AND NOT EXISTS (
+                SELECT 1 FROM embedding_queue AS q
+                WHERE q.entity_type = 'job' AND q.entity_id = j.id
+            )
+        ) AS covered
+    FROM canonical_jobs AS j CROSS JOIN model
+    WHERE j.posted_date >= current_date - model.window_days
+),
+
+queue AS (
+    SELECT
+        count(*) AS depth,
+        count(*) FILTER (WHERE q.locked_until > now()) AS leased,
+        count(*) FILTER (WHERE q.attempts > 0) AS retrying,
+        now() - min(q.enqueued_at) AS oldest_pending_age
+    FROM embedding_queue AS q
+),
+
+coverage AS (
+    SELECT
+        round(100.0 * users.covered / nullif(users.total, 0), 1) AS user_pct,
+        round(100.0 * jobs.covered / nullif(jobs.total, 0), 1) AS job_pct
+    FROM users CROSS JOIN jobs
+)
+
+SELECT
+    model.model AS active_model,
+    users.total AS users_total,
+    users.covered AS users_embedded,
+    coverage.user_pct AS user_coverage_pct,
+    jobs.total AS jobs_in_window,
+    jobs.covered AS jobs_embedded,
+    coverage.job_pct AS job_coverage_pct,
+    queue.depth AS queue_depth,
+    queue.leased AS queue_leased,
+    queue.retrying AS queue_retrying,
+    queue.oldest_pending_age,
+    (SELECT count(*) FROM embedding_dead_letter) AS dead_lettered,
+    CASE
+        WHEN
+            coalesce(coverage.user_pct, 100) >= 80
+            AND coalesce(coverage.job_pct, 100) >= 80
+            THEN 'EXCELLENT'
+        WHEN
+            coalesce(coverage.user_pct, 100) >= 60
+            AND coalesce(coverage.job_pct, 100) >= 60
+            THEN 'GOOD'
+        ELSE 'NEEDS ATTENTION'
+    END AS status
+FROM model
+CROSS JOIN users
+CROSS JOIN jobs
+CROSS JOIN queue
+CROSS JOIN coverage;

