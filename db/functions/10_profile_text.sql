@@ -2,7 +2,7 @@
 -- original plan's format, so the database knows what a vector stands for.
 
 -- 'a, b, c' from an array, skipping NULL and blank elements; NULL if empty.
-CREATE OR REPLACE FUNCTION jobmatch_join(items text [])
+CREATE OR REPLACE FUNCTION jobmatch_join(items text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$

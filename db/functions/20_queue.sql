@@ -16,7 +16,7 @@ CREATE OR REPLACE FUNCTION set_embedding_model(
     p_provider text,
     p_dimensions integer,
     p_similarity_threshold double precision DEFAULT NULL,
-    p_switch boolean DEFAULT false
+    p_switch boolean DEFAULT FALSE
 )
 RETURNS embedding_models
 LANGUAGE plpgsql
@@ -65,7 +65,7 @@ $$;
 -- resets its backoff: a new text deserves a fresh try. One small NOTIFY per
 -- call, not per row.
 CREATE OR REPLACE FUNCTION enqueue_embeddings(
-    p_entity_type text, p_entity_ids bigint []
+    p_entity_type text, p_entity_ids bigint[]
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -212,10 +212,10 @@ $$;
 CREATE OR REPLACE FUNCTION complete_embeddings(
     p_worker text,
     p_model text,
-    p_entity_types text [],
-    p_entity_ids bigint [],
-    p_text_hashes uuid [],
-    p_embeddings vector []
+    p_entity_types text[],
+    p_entity_ids bigint[],
+    p_text_hashes uuid[],
+    p_embeddings vector[]
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -322,8 +322,8 @@ $$;
 -- Only rows this worker still holds are touched. Returns rows dead-lettered.
 CREATE OR REPLACE FUNCTION fail_embeddings(
     p_worker text,
-    p_entity_types text [],
-    p_entity_ids bigint [],
+    p_entity_types text[],
+    p_entity_ids bigint[],
     p_error text
 )
 RETURNS integer
@@ -368,8 +368,8 @@ $$;
 -- NULL arrays release everything this worker holds.
 CREATE OR REPLACE FUNCTION release_embeddings(
     p_worker text,
-    p_entity_types text [] DEFAULT NULL,
-    p_entity_ids bigint [] DEFAULT NULL
+    p_entity_types text[] DEFAULT NULL,
+    p_entity_ids bigint[] DEFAULT NULL
 )
 RETURNS integer
 LANGUAGE plpgsql

@@ -18,8 +18,8 @@ AS $$
 $$;
 
 -- Lower-cased, trimmed, non-blank elements: for case-insensitive overlaps.
-CREATE OR REPLACE FUNCTION jobmatch_lower_set(items text [])
-RETURNS text []
+CREATE OR REPLACE FUNCTION jobmatch_lower_set(items text[])
+RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(array_agg(DISTINCT lower(btrim(item))), '{}')
@@ -31,7 +31,7 @@ $$;
 CREATE OR REPLACE FUNCTION job_match_reasons(
     u user_preferences, j canonical_jobs, similarity double precision
 )
-RETURNS text []
+RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     WITH wanted AS (
@@ -100,15 +100,10 @@ RETURNS TABLE (
     posted_date timestamptz,
     similarity double precision,
     match_score numeric,
-    match_reasons text [],
+    match_reasons text[],
     match_method text
 )
 LANGUAGE plpgsql STABLE
--- Iterative index scans keep going until enough rows pass the window and
--- model filters, so an ANN index never returns fewer rows than exist.
-SET ivfflat.iterative_scan = 'relaxed_order'
-SET hnsw.iterative_scan = 'relaxed_order'
-SET ivfflat.probes = 10
 AS $$
 DECLARE
     v_settings jobmatch_settings;
@@ -203,3 +198,13 @@ BEGIN
     LIMIT v_limit;
 END
 $$;
+
+-- Iterative index scans keep going until enough rows pass the window and
+-- model filters, so an ANN index never returns fewer rows than exist. Set on
+-- the function, these (and the probes set inside it) end with the call.
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "ivfflat.iterative_scan" = 'relaxed_order';
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "hnsw.iterative_scan" = 'relaxed_order';
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "ivfflat.probes" = 10;

@@ -7,9 +7,9 @@ WITH
 model AS (
     SELECT
         m.model,
-        (SELECT s.profile_text_version FROM jobmatch_settings AS s) AS version,
-        (SELECT s.match_window_days FROM jobmatch_settings AS s) AS window_days
-    FROM (SELECT 1) AS one
+        s.profile_text_version AS version,
+        s.match_window_days AS window_days
+    FROM jobmatch_settings AS s
     LEFT JOIN embedding_models AS m ON m.is_active
 ),
 

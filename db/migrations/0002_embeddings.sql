@@ -127,13 +127,13 @@ CREATE TABLE vector_index_builds (
 -- Rows that exist before the triggers do still need vectors.
 INSERT INTO embedding_queue (entity_type, entity_id)
 SELECT
-    'job',
-    id
+    'job' AS entity_type,
+    id AS entity_id
 FROM canonical_jobs;
 
 INSERT INTO embedding_queue (entity_type, entity_id)
 SELECT
-    'user',
-    user_id
+    'user' AS entity_type,
+    user_id AS entity_id
 FROM user_preferences
-WHERE user_id IS NOT NULL;
+WHERE user_id IS NOT null;

@@ -6,9 +6,9 @@
 
 CREATE FUNCTION jobmatch_job_document(
     title text,
-    job_titles text [],
-    required_skills text [],
-    preferred_skills text []
+    job_titles text[],
+    required_skills text[],
+    preferred_skills text[]
 ) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
