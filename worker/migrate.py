@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from urllib.parse import quote, urlencode
 
 from .db import connect
 
@@ -33,12 +35,21 @@ def functions_dir() -> Path:
     return sql_dir() / "functions"
 
 
-def yoyo_url(url: str) -> str:
-    """yoyo picks its driver from the scheme: psycopg 3 is postgresql+psycopg."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
+def yoyo_url(conninfo: str) -> str:
+    """Any libpq conninfo (URL or key=value) as the URL yoyo wants: the scheme
+    picks psycopg 3; a socket directory travels as ?host=."""
+    info = conninfo_to_dict(conninfo)
+    user = quote(info.pop("user", "") or "", safe="")
+    password = info.pop("password", None)
+    host = info.pop("host", "") or ""
+    port = info.pop("port", None)
+    dbname = quote(info.pop("dbname", "") or "", safe="")
+    if host.startswith("/"):
+        info["host"], host = host, ""
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    netloc = f"{auth}{host}" + (f":{port}" if port else "")
+    query = f"?{urlencode(info)}" if info else ""
+    return f"postgresql+psycopg://{netloc}/{dbname}{query}"
 
 
 def apply_migrations(url: str) -> list[str]:

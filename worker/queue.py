@@ -1,0 +1,81 @@
+"""Thin Python side of the SQL queue API in db/functions/20_queue.sql.
+Each call is its own short transaction: nothing is held open while the
+provider is asked for vectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import psycopg
+
+CHANNEL = "jobmatch_embedding_queue"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    entity_type: str
+    entity_id: int
+    text: str
+    text_hash: object  # uuid.UUID
+    attempts: int
+
+
+def _run(conn: psycopg.Connection, query: str, params: Sequence) -> list[tuple]:
+    with conn.transaction():
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def claim(conn: psycopg.Connection, worker_id: str, limit: int,
+          lease_seconds: float = 300.0) -> list[Claimed]:
+    rows = _run(conn, "SELECT * FROM claim_embedding_batch(%s, %s, make_interval(secs => %s))",
+                [worker_id, limit, lease_seconds])
+    return [Claimed(*row) for row in rows]
+
+
+def complete(conn: psycopg.Connection, worker_id: str, model: str,
+             claimed: Sequence[Claimed], vectors: np.ndarray) -> int:
+    """Writes vectors whose text is still current; returns how many were written."""
+    if not claimed:
+        return 0
+    ((written,),) = _run(
+        conn,
+        "SELECT complete_embeddings(%s, %s, %s, %s, %s, %b)",
+        [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
+         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors]],
+    )
+    return written
+
+
+def fail(conn: psycopg.Connection, worker_id: str, claimed: Sequence[Claimed],
+         error: str) -> int:
+    """Counts a failed attempt (backoff); returns how many were dead-lettered."""
+    if not claimed:
+        return 0
+    ((dead,),) = _run(conn, "SELECT fail_embeddings(%s, %s, %s, %s)",
+                      [worker_id, [c.entity_type for c in claimed],
+                       [c.entity_id for c in claimed], error])
+    return dead
+
+
+def release(conn: psycopg.Connection, worker_id: str,
+            claimed: Sequence[Claimed] | None = None) -> int:
+    """Gives leases back without counting an attempt; None = all of this worker's."""
+    types = ids = None
+    if claimed is not None:
+        types = [c.entity_type for c in claimed]
+        ids = [c.entity_id for c in claimed]
+    ((n,),) = _run(conn, "SELECT release_embeddings(%s, %s, %s)", [worker_id, types, ids])
+    return n
+
+
+def record_usage(conn: psycopg.Connection, model: str, requests: int, inputs: int,
+                 tokens: int) -> None:
+    _run(conn, "SELECT record_embedding_usage(%s, %s, %s, %s)", [model, requests, inputs, tokens])
+
+
+def pending(conn: psycopg.Connection) -> int:
+    ((n,),) = _run(conn, "SELECT count(*) FROM embedding_queue", [])
+    return n
