@@ -43,9 +43,11 @@ def load_schema(host, port, user, dbname, password=None, **_):
     migrate(url_for(dbname), LOCAL_MODEL)
 
 
-schema_server = factories.postgresql_noproc(dbname="jobmatch_test", load=[load_schema], **SERVER)
+# Per-process names: two test runs can share one server without colliding.
+schema_server = factories.postgresql_noproc(dbname=f"jobmatch_test_{os.getpid()}",
+                                            load=[load_schema], **SERVER)
 _schema_db = factories.postgresql("schema_server")
-empty_server = factories.postgresql_noproc(dbname="jobmatch_empty", **SERVER)
+empty_server = factories.postgresql_noproc(dbname=f"jobmatch_empty_{os.getpid()}", **SERVER)
 _empty_db = factories.postgresql("empty_server")
 
 

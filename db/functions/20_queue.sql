@@ -98,7 +98,7 @@ $$;
 -- at most p_limit rows, so refreshing never starves new work.
 CREATE OR REPLACE FUNCTION enqueue_stale_embeddings(
     p_older_than interval DEFAULT NULL,
-    p_priority smallint DEFAULT 1,
+    p_priority integer DEFAULT 1,
     p_limit integer DEFAULT NULL
 )
 RETURNS integer

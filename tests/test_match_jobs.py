@@ -1,0 +1,226 @@
+"""match_jobs(user_id, limit): the bot's one question."""
+
+import numpy as np
+import psycopg
+import pytest
+
+from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
+
+COLUMNS = ["job_id", "title", "company", "location", "work_arrangement", "remote_allowed",
+           "salary_min", "salary_max", "salary_currency", "posted_date", "similarity",
+           "match_score", "match_reasons", "match_method"]
+
+
+def match(conn, uid, limit=10):
+    cur = conn.execute("SELECT * FROM match_jobs(%s, %s)", [uid, limit])
+    assert [c.name for c in cur.description] == COLUMNS
+    return [dict(zip(COLUMNS, r)) for r in cur.fetchall()]
+
+
+@pytest.fixture
+def seeker(conn):
+    """User 1 with a vector; returns the vector."""
+    q = unit(0)
+    user(conn, 1, job_roles=["Data Scientist"], technical_skills=["Python", "SQL"],
+         preferred_locations=["Lagos"], salary_min=2000000)
+    set_user_vector(conn, 1, q)
+    conn.execute("DELETE FROM embedding_queue")
+    return q
+
+
+def add_job(conn, q, sim, days_ago=1, seed=None, **fields):
+    jid = job(conn, **fields)
+    conn.execute("UPDATE canonical_jobs SET posted_date = now() - make_interval(days => %s)"
+                 " WHERE id = %s", [days_ago, jid])
+    set_job_vector(conn, jid, at_similarity(q, sim, seed if seed is not None else jid))
+    return jid
+
+
+def test_semantic_best_first_with_threshold_and_window(conn, seeker):
+    best = add_job(conn, seeker, 0.95, title="Senior Data Scientist")
+    good = add_job(conn, seeker, 0.85)
+    add_job(conn, seeker, 0.80)  # below the local model's 0.82 threshold
+    add_job(conn, seeker, 0.99, days_ago=61)  # outside the 60-day window
+    edge = add_job(conn, seeker, 0.90, days_ago=59)
+    rows = match(conn, 1)
+    assert [r["job_id"] for r in rows] == [best, edge, good]
+    assert [r["match_method"] for r in rows] == ["semantic"] * 3
+    assert rows[0]["similarity"] == pytest.approx(0.95, abs=1e-4)
+    assert float(rows[0]["match_score"]) == pytest.approx(95.0, abs=0.1)
+
+
+def test_threshold_is_per_model_and_dba_tunable(conn, seeker):
+    add_job(conn, seeker, 0.75)
+    assert match(conn, 1) == [] or match(conn, 1)[0]["match_method"] == "keyword"
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.7 WHERE is_active")
+    assert [r["match_method"] for r in match(conn, 1)] == ["semantic"]
+
+
+def test_window_is_a_setting(conn, seeker):
+    add_job(conn, seeker, 0.9, days_ago=80)
+    assert match(conn, 1) == [] or match(conn, 1)[0]["match_method"] == "keyword"
+    conn.execute("UPDATE jobmatch_settings SET match_window_days = 90")
+    assert len(match(conn, 1)) == 1
+
+
+def test_limit_and_cap(conn, seeker):
+    for i in range(120):
+        add_job(conn, seeker, 0.9 + i / 2000, seed=1000 + i)
+    assert len(match(conn, 1, 3)) == 3
+    assert len(match(conn, 1, 1000)) == 100  # capped by jobmatch_settings.match_max_limit
+    sims = [r["similarity"] for r in match(conn, 1, 50)]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_default_limit_is_ten(conn, seeker):
+    for i in range(15):
+        add_job(conn, seeker, 0.9, seed=100 + i)
+    assert len(conn.execute("SELECT * FROM match_jobs(1)").fetchall()) == 10
+
+
+@pytest.mark.parametrize("uid, limit, error, message", [
+    (1, None, psycopg.errors.NullValueNotAllowed, "limit must not be NULL"),
+    (1, 0, psycopg.errors.InvalidParameterValue, "limit must be at least 1, got 0"),
+    (1, -5, psycopg.errors.InvalidParameterValue, "limit must be at least 1, got -5"),
+    (None, 10, psycopg.errors.NullValueNotAllowed, "user_id must not be NULL"),
+])
+def test_bad_arguments_raise_clear_errors(conn, seeker, uid, limit, error, message):
+    with pytest.raises(error, match=message):
+        conn.execute("SELECT * FROM match_jobs(%s, %s)", [uid, limit])
+
+
+def test_unknown_user_gets_empty_result(conn):
+    assert match(conn, 424242) == []
+
+
+def test_vectors_of_another_model_are_never_compared_or_returned(conn, seeker):
+    mine = add_job(conn, seeker, 0.9)
+    other = job(conn, title="Other model job")
+    set_job_vector(conn, other, unit(5, dims=1536), model="text-embedding-3-small")
+    assert [r["job_id"] for r in match(conn, 1)] == [mine]
+    # a seeker whose only vector is from another model is matched by keyword
+    user(conn, 2, job_roles=["Data Scientist"])
+    set_user_vector(conn, 2, unit(6, dims=1536), model="text-embedding-3-small")
+    assert {r["match_method"] for r in match(conn, 2)} == {"keyword"}
+
+
+def test_keyword_fallback_for_a_seeker_without_vector(conn):
+    user(conn, 9, job_roles=["Backend Developer"], technical_skills=["Python", "PostgreSQL"])
+    dev = job(conn, title="Backend Developer", ai_required_skills=["Python", "PostgreSQL"])
+    partial = job(conn, title="Frontend Developer", ai_required_skills=["React"])
+    job(conn, title="Nurse", ai_required_skills=["Patient care"])
+    old = job(conn, title="Backend Developer", ai_required_skills=["Python"])
+    conn.execute("UPDATE canonical_jobs SET posted_date = now() - interval '90 days'"
+                 " WHERE id = %s", [old])
+    rows = match(conn, 9)
+    assert [r["job_id"] for r in rows] == [dev, partial]
+    assert {r["match_method"] for r in rows} == {"keyword"}
+    assert rows[0]["similarity"] is None
+    assert 0 < rows[1]["match_score"] < rows[0]["match_score"] <= 100
+    assert "Skills: Python, PostgreSQL" in rows[0]["match_reasons"]
+
+
+def test_keyword_fallback_when_nothing_clears_the_threshold(conn, seeker):
+    add_job(conn, seeker, 0.1, title="Data Scientist")
+    rows = match(conn, 1)
+    assert [r["match_method"] for r in rows] == ["keyword"]
+
+
+def test_empty_profile_gets_empty_answer(conn):
+    user(conn, 3)
+    job(conn, title="Anything")
+    assert match(conn, 3) == []
+
+
+def test_reasons_speak_plainly(conn, seeker):
+    jid = add_job(conn, seeker, 0.9, title="Data Scientist", ai_city="Lagos", ai_state="Lagos",
+                  ai_required_skills=["python", "Statistics"], ai_preferred_skills=["SQL"],
+                  ai_salary_min=3000000, ai_salary_max=5000000, ai_salary_currency="NGN")
+    (row,) = match(conn, 1)
+    assert row["job_id"] == jid
+    assert row["match_reasons"] == ["Semantic match: 90%", "Skills: python, SQL", "In Lagos",
+                                    "Pays NGN 3M-5M (your minimum: 2M)"]
+    assert row["location"] == "Lagos, Lagos"
+
+
+def test_remote_reason(conn):
+    user(conn, 4, job_roles=["Writer"], work_arrangements=["Remote"])
+    job(conn, title="Writer", ai_remote_allowed=True, ai_work_arrangement="Remote")
+    (row,) = match(conn, 4)
+    assert "Remote" in row["match_reasons"]
+
+
+def test_match_jobs_is_read_only_and_leaves_probes_alone(conn, seeker):
+    add_job(conn, seeker, 0.9)
+    volatility = conn.execute("SELECT provolatile FROM pg_proc WHERE proname = 'match_jobs'"
+                              ).fetchone()[0]
+    assert volatility == "s"
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute("SET LOCAL ivfflat.probes = 3")
+        assert len(match(conn, 1)) == 1
+        assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "3"
+
+
+def test_same_results_with_and_without_the_ivfflat_index(conn):
+    rng = np.random.default_rng(42)
+    centers = rng.standard_normal((20, 384)).astype(np.float32)
+    n = 12000
+    vecs = centers[rng.integers(0, 20, n)] + 0.6 * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    days = rng.integers(0, 360, n)  # ~1/6 in the window: the index must not lose rows
+    with conn.cursor().copy("COPY canonical_jobs (title, posted_date, job_embedding,"
+                            " job_embedding_model) FROM STDIN") as cp:
+        for i in range(n):
+            cp.write_row((f"Job {i}", f"{np.datetime64('today') - int(days[i])}", vecs[i],
+                          "multilingual-e5-small"))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    seekers = []
+    for uid in range(1, 21):
+        q = centers[uid % 20] + 0.6 * rng.standard_normal(384).astype(np.float32)
+        user(conn, uid, job_roles=["Role"])
+        set_user_vector(conn, uid, q / np.linalg.norm(q))
+        seekers.append(uid)
+    conn.execute("ANALYZE canonical_jobs")
+    exact = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
+    built = conn.execute("SELECT * FROM build_vector_index('job')").fetchone()
+    assert built[1] == 12  # lists = rows / 1000
+    conn.execute("ANALYZE canonical_jobs")
+    plan = conn.execute("EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model ="
+                        " 'multilingual-e5-small' ORDER BY job_embedding::vector(384) <=> %s"
+                        " LIMIT 10", [unit(1)]).fetchall()
+    assert "ivfflat" in " ".join(r[0] for r in plan)
+    conn.execute("UPDATE embedding_models SET ivfflat_probes = 12 WHERE is_active")
+    planner_choice = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
+    assert planner_choice == exact
+    # With 2,000 rows in the window the planner rightly prefers an exact scan;
+    # penalise sorting so match_jobs has to walk the ivfflat index instead.
+    conn.execute("SET enable_sort = off")
+    before = index_scans(conn)
+    indexed = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
+    assert index_scans(conn) - before >= len(seekers)  # it really went through the index
+    assert indexed == exact
+    assert all(len(v) == 10 for v in exact.values())
+    # One probe of 12 lists holds ~1/6 of the window's rows per list: the
+    # iterative scan still fills every answer instead of post-filtering it empty.
+    conn.execute("UPDATE embedding_models SET ivfflat_probes = 1 WHERE is_active")
+    assert all(len(match(conn, u, 10)) == 10 for u in seekers)
+
+
+def index_scans(conn) -> int:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
+                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ivfflat'").fetchone()[0]
+
+
+def test_index_refuses_to_build_on_too_little_data(conn, seeker):
+    add_job(conn, seeker, 0.9)
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="refusing to build"):
+        conn.execute("SELECT * FROM build_vector_index('job')")
+
+
+def test_lists_sizing(conn):
+    got = conn.execute("SELECT ivfflat_lists_for(0), ivfflat_lists_for(50000),"
+                       " ivfflat_lists_for(1000000), ivfflat_lists_for(4000000)").fetchone()
+    assert got == (1, 50, 1000, 2000)

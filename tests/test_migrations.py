@@ -1,0 +1,180 @@
+"""Migrations + functions apply on an empty database and on an existing bot
+database, applying twice changes nothing, released migrations are frozen,
+and a fresh database equals an upgraded one."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import LOCAL_MODEL, url_for
+from worker.migrate import apply_functions, migrate, migrations_dir, yoyo_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Released migrations are frozen: a change is a new migration. Append the
+# sha256 of each new file here when it is merged.
+RELEASED_MIGRATIONS = {
+    "0001_bot_tables.sql": "548ce4add5629d68cce1b0cc87813b0ec541e25dae0652a77cb5d9f1f2ba084a",
+    "0002_embeddings.sql": "df0362d96b0a3c6c37412405cc83fa36f02f2c2cb0f138bb8a867bbd86a1ece9",
+    "0003_keyword_index.sql": "781cf47127f96a12f5b2844897ed13a2297d5158ad06669d36be39f1cbd243df",
+}
+
+# What the WhatsApp bot's database looked like before jobmatch: its own
+# keys and extra columns, some plan fields missing, a date-typed posted_date,
+# and what running the original plan's migration left behind (a fixed-size
+# vector column, DEFAULT NOW() and an ivfflat index built on an empty table).
+LEGACY_BOT_SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE canonical_jobs (
+    id serial PRIMARY KEY,
+    title varchar(255) NOT NULL,
+    company varchar(255),
+    location text,
+    posted_date date DEFAULT current_date,
+    ai_job_titles text[],
+    ai_city text, ai_state text,
+    ai_required_skills text[],
+    source_url text
+);
+CREATE TABLE user_preferences (
+    id serial PRIMARY KEY,
+    user_id integer NOT NULL,
+    job_roles text[],
+    technical_skills text[],
+    preferred_locations text[],
+    salary_min integer,
+    salary_currency text DEFAULT 'NGN',
+    user_embedding vector(1536),
+    embedding_updated_at timestamp DEFAULT NOW(),
+    phone_number text
+);
+CREATE INDEX idx_user_preferences_embedding ON user_preferences
+    USING ivfflat (user_embedding vector_cosine_ops) WITH (lists = 100);
+INSERT INTO canonical_jobs (title, company, ai_city, ai_state, ai_required_skills, posted_date)
+VALUES ('Backend Developer', 'Paystack-ish', 'Lagos', 'Lagos', ARRAY['Go', 'PostgreSQL'],
+        current_date - 3),
+       ('Nurse', 'General Hospital', 'Ibadan', 'Oyo', ARRAY['Patient care'], current_date - 100);
+INSERT INTO user_preferences (user_id, job_roles, technical_skills, phone_number, user_embedding)
+VALUES (501, ARRAY['Backend Engineer'], ARRAY['Go'], '+234...', array_fill(0, ARRAY[1536])::vector),
+       (502, ARRAY['Nurse'], NULL, '+234...', NULL);
+"""
+
+FINGERPRINT = {
+    "columns": """SELECT table_name, column_name, data_type, udt_name,
+                         coalesce(column_default, '')
+                  FROM information_schema.columns WHERE table_schema = 'public'
+                    AND table_name NOT LIKE '%yoyo%'""",
+    "indexes": """SELECT tablename, indexname, indexdef FROM pg_indexes
+                  WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'""",
+    "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid),
+                           md5(p.prosrc), p.provolatile, coalesce(p.proconfig, '{}')
+                    FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid
+                                      AND d.deptype = 'e')""",
+    "triggers": """SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
+                   WHERE NOT tgisinternal""",
+    "views": """SELECT viewname, md5(definition) FROM pg_views WHERE schemaname = 'public'""",
+    "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+                      FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+                        AND conrelid::regclass::text NOT LIKE '%yoyo%'""",
+    "settings": """SELECT to_jsonb(m) - 'created_at' FROM embedding_models m
+                   UNION ALL SELECT to_jsonb(s) FROM jobmatch_settings s""",
+}
+
+
+def fingerprint(dsn: str) -> dict:
+    with psycopg.connect(dsn) as c:
+        return {k: sorted(map(repr, c.execute(q).fetchall())) for k, q in FINGERPRINT.items()}
+
+
+def test_released_migrations_are_frozen():
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(migrations_dir().glob("*.sql"))}
+    assert files == RELEASED_MIGRATIONS, (
+        "a released migration changed, or a new one is not listed: never edit a released "
+        "migration (add a new one) and list the sha256 of every new migration here")
+
+
+def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
+    first = migrate(empty_dsn, LOCAL_MODEL)
+    assert first["migrations"] == ["0001_bot_tables", "0002_embeddings", "0003_keyword_index"]
+    assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
+    before = fingerprint(empty_dsn)
+    second = migrate(empty_dsn, LOCAL_MODEL)
+    assert second["migrations"] == []
+    assert fingerprint(empty_dsn) == before
+
+
+def test_fresh_database_equals_one_upgraded_step_by_step(empty_dsn, conn, dsn):
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(yoyo_url(empty_dsn))
+    migrations = read_migrations(str(migrations_dir()))
+    for migration in migrations:  # one release at a time, as a long-lived database saw them
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations.__class__([migration])))
+    with psycopg.connect(empty_dsn) as c:
+        apply_functions(c)
+    migrate(empty_dsn, LOCAL_MODEL)
+    assert fingerprint(empty_dsn) == fingerprint(dsn)  # dsn: the session's fresh template clone
+
+
+def test_migrate_upgrades_an_existing_bot_database_keeping_its_data(empty_conn, empty_dsn):
+    empty_conn.execute(LEGACY_BOT_SCHEMA)
+    migrate(empty_dsn, LOCAL_MODEL)
+    c = empty_conn
+    # data and the bot's own columns survive
+    assert c.execute("SELECT title, source_url FROM canonical_jobs ORDER BY id").fetchall() == [
+        ("Backend Developer", None), ("Nurse", None)]
+    assert c.execute("SELECT count(*) FROM user_preferences WHERE phone_number IS NOT NULL"
+                     ).fetchone()[0] == 2
+    # missing plan fields were added; the plan's broken leftovers were undone
+    cols = {r[0]: r[1] for r in c.execute(
+        "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns"
+        " JOIN pg_attribute ON attrelid = 'user_preferences'::regclass AND attname = column_name"
+        " WHERE table_name = 'user_preferences'")}
+    assert cols["user_embedding"] == "vector"
+    assert {"industry_preferences", "embedding_model", "embedding_hash"} <= set(cols)
+    assert c.execute("SELECT to_regclass('idx_user_preferences_embedding')").fetchone()[0] is None
+    assert c.execute("SELECT column_default FROM information_schema.columns WHERE"
+                     " table_name = 'user_preferences' AND column_name = 'embedding_updated_at'"
+                     ).fetchone()[0] is None
+    # every existing row is queued for a vector (the plan-era zero vector is never used)
+    assert c.execute("SELECT entity_type, count(*) FROM embedding_queue GROUP BY 1 ORDER BY 1"
+                     ).fetchall() == [("job", 2), ("user", 2)]
+    # the bot's user_id became unique, and match_jobs works on the old column types
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        c.execute("INSERT INTO user_preferences (user_id) VALUES (501)")
+    rows = c.execute("SELECT title, match_method FROM match_jobs(501, 10)").fetchall()
+    assert rows == [("Backend Developer", "keyword")]
+    # and a second run is a no-op
+    before = fingerprint(empty_dsn)
+    assert migrate(empty_dsn, LOCAL_MODEL)["migrations"] == []
+    assert fingerprint(empty_dsn) == before
+
+
+def test_existing_database_with_duplicate_user_ids_fails_clearly(empty_conn, empty_dsn):
+    empty_conn.execute("CREATE TABLE user_preferences (id serial PRIMARY KEY, user_id integer);"
+                       "INSERT INTO user_preferences (user_id) VALUES (1), (1)")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        migrate(empty_dsn, LOCAL_MODEL)
+    # nothing half-applied: yoyo ran the failed migration in a transaction
+    assert empty_conn.execute("SELECT to_regclass('canonical_jobs')").fetchone()[0] is None
+
+
+def test_functions_are_idempotent_create_or_replace():
+    for path in sorted((ROOT / "db" / "functions").glob("*.sql")):
+        text = path.read_text()
+        for line in text.splitlines():
+            if line.startswith("CREATE ") and not line.startswith("CREATE OR REPLACE"):
+                pytest.fail(f"{path.name}: '{line}' is not re-runnable")
+
+
+def test_sqlfluff_passes_on_db():
+    result = subprocess.run([sys.executable, "-m", "sqlfluff", "lint", "db/"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
