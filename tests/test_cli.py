@@ -1,0 +1,105 @@
+"""The `jobmatch` command against a real database."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from worker.cli import build_parser
+
+
+def jobmatch(dsn, *args, env=None, check=True):
+    full_env = {**os.environ, "DATABASE_URL": dsn, **(env or {})}
+    full_env.pop("OPENAI_API_KEY", None)
+    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=full_env,
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def all_actions(parser):
+    for action in parser._actions:
+        if hasattr(action, "choices") and isinstance(action.choices, dict):
+            for sub in action.choices.values():
+                yield from all_actions(sub)
+        elif action.option_strings and action.dest != "help":
+            yield action
+
+
+def test_every_flag_names_its_environment_variable():
+    actions = list(all_actions(build_parser()))
+    assert len(actions) > 10
+    missing = [a.option_strings[0] for a in actions if "[env: " not in (a.help or "")]
+    assert missing == []
+
+
+def test_migrate_twice_is_safe(empty_dsn):
+    first = jobmatch(empty_dsn, "migrate", "--embedder", "local").stdout
+    assert "0001_bot_tables" in first and "multilingual-e5-small (local, 384" in first
+    second = jobmatch(empty_dsn, "migrate", env={"JOBMATCH_EMBEDDER": "local"}).stdout
+    assert "none (up to date)" in second
+
+
+def test_migrate_refuses_a_different_model_without_switch(dsn):
+    result = jobmatch(dsn, "migrate", "--embedder", "openai", check=False)
+    assert result.returncode == 2
+    assert "embeds with multilingual-e5-small" in result.stderr
+    assert "switch" in result.stderr
+
+
+def test_match_prints_json_and_rejects_bad_limits(conn, dsn):
+    conn.execute("INSERT INTO user_preferences (user_id, job_roles) VALUES (1, ARRAY['Welder'])")
+    conn.execute("INSERT INTO canonical_jobs (title) VALUES ('Welder')")
+    rows = json.loads(jobmatch(dsn, "match", "1", "--json").stdout)
+    assert [(r["title"], r["match_method"]) for r in rows] == [("Welder", "keyword")]
+    bad = jobmatch(dsn, "match", "1", "--limit", "0", check=False)
+    assert bad.returncode == 2 and "limit must be at least 1" in bad.stderr
+    assert jobmatch(dsn, "match", "999").stdout.strip() == "(no rows)"
+
+
+def test_health_reports_status(conn, dsn):
+    out = json.loads(jobmatch(dsn, "health", "--json").stdout)
+    assert out["health"]["status"] == "EXCELLENT"
+    assert "status:" in jobmatch(dsn, "health").stdout
+
+
+def test_index_rebuild_refuses_too_little_data(dsn):
+    result = jobmatch(dsn, "index", "rebuild", "--table", "job", check=False)
+    assert result.returncode == 2 and "refusing to build" in result.stderr
+
+
+def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
+    from helpers import unit
+    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
+                            " FROM STDIN") as cp:
+        for i in range(2000):
+            cp.write_row((f"Job {i}", unit(i), "multilingual-e5-small"))
+    out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "20").stdout
+    assert "lists=20 over 2000 rows" in out
+    jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "10")  # swap in place
+    assert conn.execute("SELECT indexdef LIKE '%lists=''10''%' FROM pg_indexes WHERE"
+                        " indexname = 'canonical_jobs_job_embedding_ivfflat'").fetchone() == (True,)
+    assert conn.execute("SELECT lists, rows_at_build FROM vector_index_builds").fetchall() == \
+        [(10, 2000)]
+
+
+def test_demo_fills_vectors_and_prints_matches(conn, dsn):
+    out = jobmatch(dsn, "demo", "--jobs", "60", "--seekers", "12", "--show", "2").stdout
+    assert "loaded 60 jobs and 12 seekers; the triggers queued 72 rows" in out
+    assert "embedded 72 rows" in out
+    assert out.count("\nSeeker ") == 2 and "[semantic]" in out
+    assert conn.execute("SELECT count(*) FROM canonical_jobs WHERE job_embedding IS NULL"
+                        ).fetchone()[0] == 0
+    # a database that already has data is not overwritten without --reset
+    again = jobmatch(dsn, "demo", "--jobs", "5", "--seekers", "1", check=False)
+    assert again.returncode == 2 and "--reset" in again.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["migrate", "--help"], ["match", "--help"]])
+def test_help_works(argv):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 0
