@@ -81,7 +81,7 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
     assert "lists=20 over 2000 rows" in out
     jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "10")  # swap in place
     assert conn.execute("SELECT indexdef LIKE '%lists=''10''%' FROM pg_indexes WHERE"
-                        " indexname = 'canonical_jobs_job_embedding_ivfflat'").fetchone() == (True,)
+                        " indexname = 'canonical_jobs_job_embedding_ann'").fetchone() == (True,)
     assert conn.execute("SELECT lists, rows_at_build FROM vector_index_builds").fetchall() == \
         [(10, 2000)]
 

@@ -184,12 +184,12 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
     conn.execute("ANALYZE canonical_jobs")
     exact = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
     built = conn.execute("SELECT * FROM build_vector_index('job')").fetchone()
-    assert built[1] == 12  # lists = rows / 1000
+    assert built[1:3] == ("ivfflat", 12)  # lists = rows / 1000
     conn.execute("ANALYZE canonical_jobs")
     plan = conn.execute("EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model ="
                         " 'multilingual-e5-small' ORDER BY job_embedding::vector(384) <=> %s"
                         " LIMIT 10", [unit(1)]).fetchall()
-    assert "ivfflat" in " ".join(r[0] for r in plan)
+    assert "canonical_jobs_job_embedding_ann" in " ".join(r[0] for r in plan)
     conn.execute("UPDATE embedding_models SET ivfflat_probes = 12 WHERE is_active")
     planner_choice = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
     assert planner_choice == exact
@@ -211,7 +211,7 @@ def index_scans(conn) -> int:
     conn.execute("SELECT pg_stat_force_next_flush()")
     conn.execute("SELECT pg_stat_clear_snapshot()")
     return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
-                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ivfflat'").fetchone()[0]
+                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ann'").fetchone()[0]
 
 
 def test_index_refuses_to_build_on_too_little_data(conn, seeker):
@@ -224,3 +224,41 @@ def test_lists_sizing(conn):
     got = conn.execute("SELECT ivfflat_lists_for(0), ivfflat_lists_for(50000),"
                        " ivfflat_lists_for(1000000), ivfflat_lists_for(4000000)").fetchone()
     assert got == (1, 50, 1000, 2000)
+
+
+@pytest.mark.parametrize("method, halfvec", [("hnsw", False), ("ivfflat", True), ("hnsw", True)])
+def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((10, 384)).astype(np.float32)
+    n = 3000
+    vecs = centers[rng.integers(0, 10, n)] + 0.5 * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
+                            " FROM STDIN") as cp:
+        for i in range(n):
+            cp.write_row((f"Job {i}", vecs[i], "multilingual-e5-small"))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3, ivfflat_probes = 3,"
+                 " hnsw_ef_search = 200, index_method = %s, index_halfvec = %s WHERE is_active",
+                 [method, halfvec])
+    user(conn, 1, job_roles=["Role"])
+    q = centers[3] + 0.5 * rng.standard_normal(384).astype(np.float32)
+    set_user_vector(conn, 1, q / np.linalg.norm(q))
+    exact = [r["job_id"] for r in match(conn, 1, 10)]
+    (name, built_method, lists, rows) = conn.execute(
+        "SELECT * FROM build_vector_index('job', NULL, 1000)").fetchone()
+    assert (name, built_method, rows) == ("canonical_jobs_job_embedding_ann", method, n)
+    conn.execute("ANALYZE canonical_jobs")
+    conn.execute("SET enable_sort = off")
+    before = index_scans(conn)
+    indexed = [r["job_id"] for r in match(conn, 1, 10)]
+    assert index_scans(conn) > before
+    assert len(set(indexed) & set(exact)) >= 9  # ANN: recall@10 >= 0.9 on this small set
+
+
+def test_full_precision_index_refuses_more_than_2000_dimensions(conn):
+    conn.execute("SELECT set_embedding_model('text-embedding-3-large', 'openai', 3072, NULL, true)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="halfvec"):
+        conn.execute("SELECT * FROM vector_index_ddl('job', 10, 0)")
+    ddl = conn.execute("SELECT ddl FROM vector_index_ddl('job', 10, 0, NULL, 'hnsw', true)"
+                       ).fetchone()[0]
+    assert "halfvec(3072)) halfvec_cosine_ops" in ddl and "USING hnsw" in ddl

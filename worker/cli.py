@@ -101,12 +101,14 @@ def cmd_index(args) -> int:
 
     with db.connect(autocommit=True) as conn:
         try:
-            result = rebuild(conn, args.table, args.lists, args.min_rows)
+            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method,
+                             True if args.halfvec else None)
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
             return 2
-    print(f"built {result['index']} on {result['table']}: lists={result['lists']} "
-          f"over {result['rows']} rows")
+    kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
+    lists = f" lists={result['lists']}" if result["lists"] else ""
+    print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']} rows")
     return 0
 
 
@@ -147,13 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="vector indexes")
     isub = p.add_subparsers(dest="index_command", required=True)
-    r = isub.add_parser("rebuild", help="build the ivfflat index concurrently and swap it in")
+    r = isub.add_parser("rebuild", help="build the vector index concurrently and swap it in")
     env_flag(r, "--table", "JOBMATCH_INDEX_TABLE", "job", choices=["job", "user"],
              help="which table's vectors")
     env_flag(r, "--lists", "JOBMATCH_IVFFLAT_LISTS", None, type=int,
              help="ivfflat lists (default: rows/1000, sqrt(rows) above 1M)")
     env_flag(r, "--min-rows", "JOBMATCH_INDEX_MIN_ROWS", 10000, type=int,
-             help="refuse to build with fewer embedded rows")
+             help="refuse to build an ivfflat index with fewer embedded rows")
+    env_flag(r, "--method", "JOBMATCH_INDEX_METHOD", None, choices=["ivfflat", "hnsw"],
+             help="index method (default: embedding_models.index_method, ivfflat)")
+    env_switch(r, "--halfvec", "JOBMATCH_INDEX_HALFVEC",
+               help="index half-precision vectors: half the memory (default: the model's setting)")
     r.set_defaults(func=cmd_index)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")

@@ -137,15 +137,21 @@ BEGIN
 
     v_model := active_embedding_model();
     IF v_user.user_embedding IS NOT NULL AND v_user.embedding_model = v_model.model THEN
+        -- Index knobs come from the model's row; the function's SET clauses
+        -- below make them end with the call.
         PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
-        -- Dynamic SQL so the dimension and model are literals: the planner
-        -- can then use the per-model expression index.
+        PERFORM set_config('ivfflat.max_probes',
+                           coalesce(v_model.ivfflat_max_probes, 32768)::text, true);
+        PERFORM set_config('hnsw.ef_search', v_model.hnsw_ef_search::text, true);
+        PERFORM set_config('hnsw.max_scan_tuples', v_model.hnsw_max_scan_tuples::text, true);
+        -- Dynamic SQL so the expression and model are literals: the planner
+        -- can then use the per-model partial expression index.
         RETURN QUERY EXECUTE format($q$
             WITH nearest AS MATERIALIZED (
-                SELECT j.id, j.job_embedding::vector(%1$s) <=> $1 AS distance
+                SELECT j.id, j.%1$s <=> $1::%2$s AS distance
                 FROM canonical_jobs AS j
-                WHERE j.job_embedding_model = %2$L AND j.posted_date >= $2
-                ORDER BY j.job_embedding::vector(%1$s) <=> $1
+                WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
+                ORDER BY j.%1$s <=> $1::%2$s
                 LIMIT $3
             )
             SELECT j.id::bigint, j.title::text, j.company::text,
@@ -162,7 +168,11 @@ BEGIN
             INNER JOIN canonical_jobs AS j ON j.id = n.id
             WHERE 1 - n.distance >= $4
             ORDER BY n.distance, j.id
-        $q$, v_model.dimensions, v_model.model)
+        $q$,
+            vector_search_expression('job_embedding', v_model.dimensions, v_model.index_halfvec),
+            CASE WHEN v_model.index_halfvec THEN 'halfvec' ELSE 'vector' END
+                || '(' || v_model.dimensions || ')',
+            v_model.model)
         USING v_user.user_embedding, v_window_start, v_limit,
               v_model.similarity_threshold, v_user;
         IF FOUND THEN
@@ -208,3 +218,9 @@ ALTER FUNCTION match_jobs(bigint, integer)
 SET "hnsw.iterative_scan" = 'relaxed_order';
 ALTER FUNCTION match_jobs(bigint, integer)
 SET "ivfflat.probes" = 10;
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "ivfflat.max_probes" = 32768;
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "hnsw.ef_search" = 40;
+ALTER FUNCTION match_jobs(bigint, integer)
+SET "hnsw.max_scan_tuples" = 20000;
