@@ -46,15 +46,23 @@ def cmd_migrate(args) -> int:
     from .migrate import migrate
 
     spec = model_spec(args)
+    roles = None if args.no_roles else (args.bot_role, args.worker_role)
     try:
-        result = migrate(db.database_url(), spec, switch=args.switch_model)
+        result = migrate(db.database_url(), spec, switch=args.switch_model, roles=roles)
     except psycopg.errors.InvalidParameterValue as exc:
         print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+        return 2
+    except psycopg.errors.InsufficientPrivilege as exc:
+        print(f"error: {exc.diag.message_primary}\nhint: creating the {roles} roles needs "
+              "CREATEROLE: have a DBA run `jobmatch migrate` once, or pass --no-roles",
+              file=sys.stderr)
         return 2
     print(f"migrations applied: {', '.join(result['migrations']) or 'none (up to date)'}")
     print(f"functions applied: {len(result['functions'])} files")
     model, provider, dims, threshold = result["model"]
     print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
+    if roles:
+        print(f"roles: {roles[0]} may call match_jobs; {roles[1]} may use the queue API")
     return 0
 
 
@@ -135,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_embedder_flags(p)
     env_switch(p, "--switch-model", "JOBMATCH_SWITCH_MODEL",
                help="allow changing the database's embedding model (re-embeds every row)")
+    env_flag(p, "--bot-role", "JOBMATCH_BOT_ROLE", "jobmatch_bot",
+             help="role that may only call match_jobs")
+    env_flag(p, "--worker-role", "JOBMATCH_WORKER_ROLE", "jobmatch_worker",
+             help="role that may only use the embedding queue API")
+    env_switch(p, "--no-roles", "JOBMATCH_NO_ROLES", help="do not create or grant the roles")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("match", help="print what match_jobs returns for a seeker")

@@ -83,10 +83,22 @@ def record_model(conn: psycopg.Connection, model: str, provider: str, dimensions
         ).fetchone()
 
 
-def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = False) -> dict:
-    """Brings the database at `url` to the current schema; safe to run twice."""
+DEFAULT_ROLES = ("jobmatch_bot", "jobmatch_worker")
+
+
+def setup_roles(conn: psycopg.Connection, bot_role: str, worker_role: str) -> None:
+    with conn.transaction():
+        conn.execute("SELECT jobmatch_setup_roles(%s, %s)", [bot_role, worker_role])
+
+
+def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = False,
+            roles: tuple[str, str] | None = DEFAULT_ROLES) -> dict:
+    """Brings the database at `url` to the current schema; safe to run twice.
+    `roles`: (bot, worker) role names to create and grant, or None to skip."""
     done = apply_migrations(url)
     with connect(url) as conn:
         functions = apply_functions(conn)
         active = record_model(conn, *model, switch=switch) if model else None
-    return {"migrations": done, "functions": functions, "model": active}
+        if roles:
+            setup_roles(conn, *roles)
+    return {"migrations": done, "functions": functions, "model": active, "roles": roles}
