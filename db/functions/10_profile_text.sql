@@ -1,25 +1,36 @@
 -- Profile texts: exactly what gets embedded, built from the row in the
 -- original plan's format, so the database knows what a vector stands for.
 
+-- Runs of whitespace (tabs, newlines, Unicode spaces too) become one space,
+-- none at the ends; NULL if nothing is left. Bot input is messy.
+CREATE OR REPLACE FUNCTION jobmatch_squish(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT nullif(regexp_replace(regexp_replace(value,
+        '[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u001c-\u001f]+',
+        ' ', 'g'), '^ | $', '', 'g'), '')
+$$;
+
 -- 'a, b, c' from an array, skipping NULL and blank elements; NULL if empty.
 CREATE OR REPLACE FUNCTION jobmatch_join(items text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT nullif(string_agg(btrim(item), ', ' ORDER BY ord), '')
+    SELECT string_agg(jobmatch_squish(left(item, 300)), ', ' ORDER BY ord)
     FROM unnest(items) WITH ORDINALITY AS u (item, ord)
-    WHERE btrim(item) <> ''
+    WHERE jobmatch_squish(left(item, 300)) IS NOT NULL
 $$;
 
--- Free text, trimmed and capped so one huge field cannot crowd out the rest
--- of a profile; NULL if blank.
+-- Free text, squished and capped so one huge field cannot crowd out the
+-- rest of a profile; NULL if blank.
 CREATE OR REPLACE FUNCTION jobmatch_clean(
     value text, max_chars integer DEFAULT 1000
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT nullif(btrim(left(btrim(value), max_chars)), '')
+    SELECT left(jobmatch_squish(left(value, 4 * max_chars)), max_chars)
 $$;
 
 -- 2000000 -> '2,000,000' (the plan's Python f"{n:,}"), any magnitude.
