@@ -8,6 +8,7 @@ it received, and can inject faults::
     with FakeOpenAI() as server:
         client = openai.OpenAI(api_key="test-key", base_url=server.base_url)
         server.fail_next("429", retry_after=0.01)
+        server.reject_inputs_containing = "POISON"  # 400 for requests with such an input
         ...
         assert server.input_counts()["hello"] == 1
 
@@ -152,8 +153,11 @@ class FakeOpenAI:
         fault_seed: int = 0,
         timeout_sleep: float = 5.0,
         default_dims: Mapping[str, int] | None = None,
+        reject_inputs_containing: str | None = None,
     ):
         self.api_key = api_key
+        # A 400 for any request with an input containing this marker: one bad row.
+        self.reject_inputs_containing = reject_inputs_containing
         self.latency = latency
         self.fault_rate = fault_rate
         self.timeout_sleep = timeout_sleep
@@ -246,6 +250,13 @@ class FakeOpenAI:
             texts, model, dims, fmt, tokens = self._validate(body)
         except ValueError as exc:  # also json.JSONDecodeError
             return h.send_json(400, _error(str(exc), "invalid_request_error"))
+
+        marker = self.reject_inputs_containing
+        if marker and any(marker in t for t in texts):
+            with self._lock:
+                self.requests.append({"model": model, "n_inputs": len(texts), "fault": "reject"})
+                self.faults.append("reject")
+            return h.send_json(400, _error(f"Invalid input: contains {marker!r}.", "invalid_request_error"))
 
         kind, retry_after = self._next_fault()
         headers = {k.lower(): v for k, v in h.headers.items() if k.lower() != "authorization"}

@@ -153,6 +153,27 @@ def test_attempt_cap_moves_row_to_dead_letter_with_its_error(conn):
     assert queue_rows(conn) == [("user", rows[1].entity_id)]  # the other row is unaffected
 
 
+def test_fail_dead_letters_only_rows_this_worker_holds(conn):
+    user(conn, 1, job_roles=["Cook"])
+    user(conn, 2, job_roles=["Baker"])
+    mine = queue.claim(conn, "w1", 1)
+    theirs = queue.claim(conn, "w2", 1)
+    conn.execute("UPDATE embedding_queue SET attempts = 5")
+    conn.execute("UPDATE jobmatch_settings SET queue_max_attempts = 3")  # an admin lowers the cap
+    assert queue.fail(conn, "w1", mine + theirs, "boom") == 1
+    assert conn.execute("SELECT entity_id, attempts, last_error FROM embedding_dead_letter"
+                        ).fetchall() == [(mine[0].entity_id, 6, "boom")]
+    assert conn.execute("SELECT entity_id, locked_by FROM embedding_queue").fetchall() == \
+        [(theirs[0].entity_id, "w2")]
+
+
+def test_refresh_skips_dead_letters(conn):
+    conn.execute("UPDATE jobmatch_settings SET queue_max_attempts = 1")
+    user(conn, 1, job_roles=["Cook"])
+    queue.fail(conn, "w", queue.claim(conn, "w", 1), "poison")
+    assert conn.execute("SELECT enqueue_stale_embeddings()").fetchone() == (0,)
+
+
 def test_fail_ignores_rows_leased_by_another_worker(conn):
     user(conn, 1, job_roles=["Cook"])
     rows = queue.claim(conn, "w1", 10)

@@ -120,6 +120,12 @@ def cmd_index(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from .runner import main as run_worker
+
+    return run_worker(args)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     env_switch(r, "--halfvec", "JOBMATCH_INDEX_HALFVEC",
                help="index half-precision vectors: half the memory (default: the model's setting)")
     r.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("worker", help="fill embedding vectors as rows change (LISTEN + poll)")
+    from .runner import add_flags as add_worker_flags
+    add_worker_flags(p)
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
     env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")

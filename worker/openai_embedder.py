@@ -34,6 +34,12 @@ class ProviderUnavailable(Exception):
     """The provider kept failing (429/5xx/timeouts) after all retries."""
 
 
+class BadResponse(ProviderUnavailable, EmbeddingError):
+    """The provider kept sending unusable payloads (wrong count or dimension,
+    NaN, zero, bad JSON) after all retries. A provider fault, not one input's:
+    the worker fails the batch and pauses instead of bisecting it."""
+
+
 _encoder_lock = threading.Lock()
 _encoder_state: list = []  # [] = not tried yet, [enc or None] = tried once
 
@@ -217,7 +223,7 @@ class OpenAIEmbedder:
                 wait, last, bad_payload = self._backoff(attempt), f"bad response: {err}", True
             if attempt >= self.max_retries:
                 summary = self._scrub(f"{self.provider} embeddings failed after {attempt + 1} attempts; last: {last}")
-                raise (EmbeddingError if bad_payload else ProviderUnavailable)(summary)
+                raise (BadResponse if bad_payload else ProviderUnavailable)(summary)
             waits.append(wait)
             self.sleep(wait)
             attempt += 1

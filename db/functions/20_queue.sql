@@ -118,6 +118,9 @@ BEGIN
            OR j.job_embedding_updated_at < now() - p_older_than)
       AND NOT EXISTS (SELECT 1 FROM embedding_queue AS q
                       WHERE q.entity_type = 'job' AND q.entity_id = j.id)
+      -- a dead letter waits for a new text or requeue_dead_letters(), not a refresh
+      AND NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
+                      WHERE d.entity_type = 'job' AND d.entity_id = j.id)
     ORDER BY j.posted_date DESC NULLS LAST
     LIMIT p_limit
     ON CONFLICT DO NOTHING;
@@ -131,6 +134,8 @@ BEGIN
            OR u.embedding_updated_at < now() - p_older_than)
       AND NOT EXISTS (SELECT 1 FROM embedding_queue AS q
                       WHERE q.entity_type = 'user' AND q.entity_id = u.user_id)
+      AND NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
+                      WHERE d.entity_type = 'user' AND d.entity_id = u.user_id)
     LIMIT p_limit
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_users = ROW_COUNT;
@@ -331,26 +336,36 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     s jobmatch_settings;
+    v_types text[];
+    v_ids bigint[];
     v_dead integer;
 BEGIN
     SELECT * INTO s FROM jobmatch_settings;
-    UPDATE embedding_queue AS q
-    SET attempts = q.attempts + 1,
-        last_error = left(coalesce(p_error, 'unknown error'), 2000),
-        locked_by = NULL,
-        locked_until = NULL,
-        run_after = now() + least(s.queue_backoff_cap,
-                                  s.queue_backoff_base * power(2, least(q.attempts, 30)))
-                            * (0.75 + random() / 2)
-    FROM unnest(p_entity_types, p_entity_ids) AS i (entity_type, entity_id)
-    WHERE q.entity_type = i.entity_type AND q.entity_id = i.entity_id
-      AND q.locked_by = p_worker;
+    -- Only rows this worker holds, and of those only the ones that just hit
+    -- the cap, move to the dead letters. Two statements: a DELETE in the same
+    -- statement as the UPDATE would not see the rows it changed.
+    WITH failed AS (
+        UPDATE embedding_queue AS q
+        SET attempts = q.attempts + 1,
+            last_error = left(coalesce(p_error, 'unknown error'), 2000),
+            locked_by = NULL,
+            locked_until = NULL,
+            run_after = now() + least(s.queue_backoff_cap,
+                                      s.queue_backoff_base * power(2, least(q.attempts, 30)))
+                                * (0.75 + random() / 2)
+        FROM unnest(p_entity_types, p_entity_ids) AS i (entity_type, entity_id)
+        WHERE q.entity_type = i.entity_type AND q.entity_id = i.entity_id
+          AND q.locked_by = p_worker
+        RETURNING q.entity_type, q.entity_id, q.attempts
+    )
+    SELECT array_agg(f.entity_type), array_agg(f.entity_id) INTO v_types, v_ids
+    FROM failed AS f
+    WHERE f.attempts >= s.queue_max_attempts;
 
     WITH dead AS (
         DELETE FROM embedding_queue AS q
-        USING unnest(p_entity_types, p_entity_ids) AS i (entity_type, entity_id)
+        USING unnest(v_types, v_ids) AS i (entity_type, entity_id)
         WHERE q.entity_type = i.entity_type AND q.entity_id = i.entity_id
-          AND q.attempts >= s.queue_max_attempts
         RETURNING q.*
     )
     INSERT INTO embedding_dead_letter AS d

@@ -1,0 +1,456 @@
+"""`jobmatch worker`: keeps every vector in step with its profile text.
+
+One loop: now and then queue stale rows (refresh); drain what is ready
+(claim -> embed outside any transaction -> complete); then sleep until a
+NOTIFY, the poll timeout or a stop, whichever comes first. The SQL queue API
+does the hard parts (SKIP LOCKED leases, stale-write protection, backoff,
+dead letters); this module decides when to call it and what to do when the
+provider misbehaves.
+
+Exit codes: 0 drained (--once) or stopped by a signal; 1 an error (with
+--once: database unreachable or provider down); 2 configuration (model
+mismatch, no model recorded, missing API key); 3 the provider rejected the
+API key (retrying cannot help: systemd's RestartPreventExitStatus=3).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import secrets
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import psycopg
+
+from . import db, logs, queue
+from .config import add_embedder_flags, embedder_kind, env_flag, env_switch, model_spec
+from .embedders import OPENAI_DEFAULT_MODEL, LocalEmbedder
+from .logs import event
+
+# drain and openai_embedder import the openai client (slow) and are imported
+# where used: `jobmatch` builds this module's flags for every command.
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
+PAUSE_CAP = 600.0  # longest pause while the provider is down
+RECONNECT_CAP = 60.0  # longest wait between database reconnects
+# Dead peers (a failed-over primary, a dropped NAT entry) are noticed in
+# about a minute instead of the kernel's two hours.
+CONNECT_OPTIONS = dict(keepalives=1, keepalives_idle=30, keepalives_interval=10,
+                       keepalives_count=3, connect_timeout=10)
+
+
+class Stopping(Exception):
+    """A stop was requested while the worker was waiting to retry."""
+
+
+class WorkerExit(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Capped exponential backoff with jitter, so restarted workers spread out."""
+    return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+
+class StopSignal:
+    """A latch that wakes select() (a self-pipe) and cuts retry sleeps short.
+    set() only flips a flag and writes a byte: safe from a signal handler."""
+
+    def __init__(self):
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self.is_set = False
+        self.signum: int | None = None
+
+    def set(self, signum: int | None = None) -> None:
+        self.is_set, self.signum = True, self.signum or signum
+        try:
+            os.write(self._w, b"x")  # never drained: stays readable, a latch
+        except OSError:
+            pass
+
+    def fileno(self) -> int:
+        return self._r
+
+    def wait(self, timeout: float) -> bool:
+        """Sleeps up to `timeout` seconds; True once a stop was requested."""
+        if not self.is_set and timeout > 0:
+            select.select([self._r], [], [], timeout)
+        return self.is_set
+
+    def sleep(self, seconds: float) -> None:
+        """The embedder's retry sleep: a stop ends it by raising Stopping."""
+        if self.wait(seconds):
+            raise Stopping()
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
+@dataclass
+class Settings:
+    batch_size: int = 400
+    lease_seconds: float = 300.0
+    poll_interval: float = 5.0
+    refresh_interval: float = 300.0  # 0: never
+    refresh_after_days: float | None = None
+    refresh_batch: int = 1000
+    daily_token_budget: int | None = None
+    progress_interval: float = 5.0
+    pause_seconds: float = 10.0
+    once: bool = False
+
+
+def _model_flags(model: str, provider: str, dimensions: int) -> str:
+    if provider == "local":
+        return "--embedder local"
+    return f"--embedder openai --model {model.split('@')[0]} --dimensions {dimensions}"
+
+
+class Worker:
+    def __init__(self, dsn: str, embedder, settings: Settings | None = None,
+                 stop: StopSignal | None = None, worker_id: str | None = None):
+        self.dsn, self.embedder = dsn, embedder
+        self.s = settings or Settings()
+        self.stop = stop or StopSignal()
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.conn: psycopg.Connection | None = None  # the queue API calls
+        self.listen: psycopg.Connection | None = None  # LISTEN only, always idle
+        from .drain import DrainStats
+
+        self.stats = DrainStats()
+        self._down = 0  # consecutive batches the provider was unavailable for
+        self._over_budget = False
+
+    # lifecycle -------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self._connect()
+            self._check_model()
+            event(log, "worker started", worker=self.id, model=self.embedder.model,
+                  provider=self.embedder.provider, **asdict(self.s))
+            self._loop()
+            return EXIT_OK
+        except Stopping:
+            return EXIT_OK
+        except WorkerExit as exc:
+            event(log, str(exc), logging.ERROR, worker=self.id, exit_code=exc.code)
+            return exc.code
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        released = None
+        if self.conn is not None and not self.conn.closed:
+            try:  # nothing is in flight any more: give every lease back now
+                released = queue.release(self.conn, self.id)
+            except psycopg.Error:
+                pass  # the leases expire instead
+        event(log, "worker stopped", worker=self.id, signal=self.stop.signum, released=released,
+              claimed=self.stats.claimed, written=self.stats.written, failed=self.stats.failed,
+              dead_lettered=self.stats.dead_lettered, requests=self.stats.requests,
+              tokens=self.stats.tokens)
+        self._close()
+
+    def _close(self) -> None:
+        for c in (self.conn, self.listen):
+            if c is not None:
+                c.close()
+        self.conn = self.listen = None
+
+    def _connect(self) -> None:
+        for attempt in itertools.count():
+            try:
+                opts = dict(CONNECT_OPTIONS, application_name=f"jobmatch-worker {self.id}"[:63])
+                self.conn = db.connect(self.dsn, autocommit=True, **opts)
+                self.listen = psycopg.connect(self.dsn, autocommit=True, **opts)
+                self.listen.execute(f"LISTEN {queue.CHANNEL}")
+                return
+            except psycopg.OperationalError as exc:
+                self._close()
+                if self.s.once:
+                    raise WorkerExit(EXIT_ERROR, f"cannot connect to the database: {exc}".strip())
+                delay = backoff(attempt, 1.0, RECONNECT_CAP)
+                event(log, "database unreachable, retrying", logging.WARNING,
+                      error=str(exc).strip(), retry_in_s=round(delay, 1))
+                if self.stop.wait(delay):
+                    raise Stopping()
+
+    def _check_model(self) -> None:
+        """The database decides the model: vectors of two models never mix."""
+        try:
+            row = self.conn.execute("SELECT model, provider, dimensions FROM embedding_models"
+                                    " WHERE is_active").fetchone()
+        except psycopg.errors.UndefinedTable:
+            row = None
+        mine = (self.embedder.model, self.embedder.provider, self.embedder.dimensions)
+        if row is None:
+            raise WorkerExit(EXIT_CONFIG, "this database has no embedding model recorded: run "
+                             f"`jobmatch migrate {_model_flags(*mine)}` first")
+        if (row[0], row[2]) != (mine[0], mine[2]):
+            raise WorkerExit(
+                EXIT_CONFIG,
+                f"model mismatch: this database embeds with {row[0]} ({row[1]}, {row[2]} dimensions) "
+                f"but the worker is configured for {mine[0]} ({mine[1]}, {mine[2]} dimensions). "
+                f"Fix: run the worker with `{_model_flags(*row)}`, or switch the database with "
+                f"`jobmatch migrate {_model_flags(*mine)} --switch-model` (re-embeds every row)")
+
+    # the loop --------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_refresh = time.monotonic()  # once at start, then every refresh_interval
+        lost = 0  # consecutive lost connections
+        while not self.stop.is_set:
+            try:
+                if self.conn is None:
+                    self._connect()
+                    self._check_model()
+                    queue.release(self.conn, self.id)  # the batch in flight was lost: retry it now
+                if self.s.refresh_interval > 0 and time.monotonic() >= next_refresh:
+                    self._refresh()
+                    next_refresh = time.monotonic() + self.s.refresh_interval
+                self._drain()
+                if self.s.once:
+                    return
+                timeout = self.s.poll_interval
+                if self.s.refresh_interval > 0:
+                    timeout = min(timeout, next_refresh - time.monotonic())
+                self._wait(timeout)
+                lost = 0
+            except psycopg.OperationalError as exc:
+                if self.s.once:
+                    raise WorkerExit(EXIT_ERROR, f"database error: {exc}".strip())
+                self._close()
+                delay = backoff(lost, 0.5, RECONNECT_CAP)
+                lost += 1
+                event(log, "database connection lost, reconnecting", logging.WARNING,
+                      error=str(exc).strip(), retry_in_s=round(delay, 2))
+                self.stop.wait(delay)
+
+    def _wait(self, timeout: float) -> None:
+        """Until a NOTIFY, `timeout` or a stop. Polling backs NOTIFY up: a
+        notification sent while the connection was down is never delivered."""
+        if self._notified():
+            return
+        ready, _, _ = select.select([self.listen.fileno(), self.stop.fileno()], [], [],
+                                    max(timeout, 0))
+        if self.listen.fileno() in ready:
+            self._notified()  # consume them; also raises if the connection died
+
+    def _notified(self) -> bool:
+        return sum(1 for _ in self.listen.notifies(timeout=0)) > 0
+
+    def _refresh(self) -> None:
+        """Low-priority re-embedding of stale rows, a bounded slice at a time."""
+        (backlog,) = self.conn.execute(
+            "SELECT count(*) FROM embedding_queue WHERE priority > 0").fetchone()
+        if backlog >= self.s.refresh_batch:
+            return  # the last slice is still being worked off: don't pile up
+        days = self.s.refresh_after_days
+        (queued,) = self.conn.execute(
+            "SELECT enqueue_stale_embeddings(%s, 1, %s)",
+            [timedelta(days=days) if days else None, self.s.refresh_batch]).fetchone()
+        if queued:
+            event(log, "refresh queued stale rows", rows=queued)
+
+    def _budget_reached(self) -> bool:
+        if not self.s.daily_token_budget:
+            return False
+        (used,) = self.conn.execute(
+            "SELECT coalesce(sum(tokens), 0) FROM embedding_usage"
+            " WHERE day = current_date AND model = %s", [self.embedder.model]).fetchone()
+        reached = used >= self.s.daily_token_budget
+        if reached != self._over_budget:  # log the transitions only
+            self._over_budget = reached
+            event(log, "daily token budget reached, embedding paused" if reached
+                  else "daily token budget available, embedding resumed",
+                  logging.WARNING if reached else logging.INFO,
+                  tokens_today=used, budget=self.s.daily_token_budget)
+        return reached
+
+    def _drain(self) -> None:
+        """Batches until nothing is ready, a stop, or the budget is spent."""
+        started = last = time.monotonic()
+        first = done = self.stats.claimed
+        while not self.stop.is_set and not self._budget_reached():
+            batch = queue.claim(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
+            if not batch:
+                break
+            self._process(batch)
+            now = time.monotonic()
+            if now - last >= self.s.progress_interval:
+                event(log, "progress", rows_done=self.stats.claimed,
+                      rows_per_s=round((self.stats.claimed - done) / max(now - last, 1e-6), 1),
+                      queue_left=queue.pending(self.conn))
+                last, done = now, self.stats.claimed
+        if self.stats.claimed > first:
+            event(log, "drained", rows=self.stats.claimed - first,
+                  seconds=round(time.monotonic() - started, 2), written=self.stats.written,
+                  failed=self.stats.failed, queue_left=queue.pending(self.conn))
+
+    def _process(self, batch: list[queue.Claimed]) -> None:
+        from .drain import process_batch
+        from .openai_embedder import ProviderAuthError, ProviderUnavailable
+
+        self.stats.claimed += len(batch)
+        self.stats.batches += 1
+        try:
+            process_batch(self.conn, self.embedder, self.id, batch, self.stats)
+            self._down = 0
+        except Stopping:
+            queue.release(self.conn, self.id, batch)  # no attempt counted
+        except ProviderAuthError as exc:
+            queue.release(self.conn, self.id)
+            raise WorkerExit(EXIT_AUTH, f"{exc}; stopping, because retrying cannot help: "
+                             "fix the key and restart the worker") from None
+        except ProviderUnavailable as exc:  # incl. BadResponse
+            self.stats.failed += len(batch)
+            self.stats.dead_lettered += queue.fail(self.conn, self.id, batch,
+                                                   f"{type(exc).__name__}: {exc}")
+            if self.s.once:
+                raise WorkerExit(EXIT_ERROR, f"provider unavailable: {exc}") from None
+            pause = backoff(self._down, self.s.pause_seconds, PAUSE_CAP)
+            self._down += 1
+            event(log, "provider unavailable, pausing", logging.WARNING, error=str(exc),
+                  rows=len(batch), pause_s=round(pause, 1))
+            self.stop.wait(pause)
+        except psycopg.errors.InvalidParameterValue:
+            # complete_embeddings refuses vectors of a model that is no longer active
+            queue.release(self.conn, self.id, batch)
+            self._check_model()
+            raise
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            # The write was refused for this batch: count an attempt, so a
+            # poison batch ends in dead letters instead of a crash loop.
+            self.stats.failed += len(batch)
+            self.stats.dead_lettered += queue.fail(self.conn, self.id, batch,
+                                                   f"database: {exc}")
+            event(log, "write-back failed", logging.ERROR, error=str(exc), rows=len(batch))
+
+
+# command line -----------------------------------------------------------------------
+def add_flags(p) -> None:
+    p.description = (
+        "Claims queued rows, embeds them and writes the vectors back; wakes on NOTIFY "
+        "and polls. Environment: DATABASE_URL (the database), OPENAI_API_KEY and "
+        "OPENAI_BASE_URL (read by the openai client). Logs: JSON lines on stderr. "
+        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch), "
+        "3 API key rejected (do not restart).")
+    add_embedder_flags(p)
+    env_switch(p, "--once", "JOBMATCH_WORKER_ONCE",
+               help="drain what is ready, then exit 0 (cron, tests, the demo)")
+    env_flag(p, "--batch-size", "JOBMATCH_BATCH_SIZE", Settings.batch_size, type=int,
+             help="rows claimed per round")
+    env_flag(p, "--request-size", "JOBMATCH_REQUEST_SIZE", 100, type=int,
+             help="openai: inputs per API request (the API allows 2048)")
+    env_flag(p, "--concurrency", "JOBMATCH_CONCURRENCY", 4, type=int,
+             help="openai: API requests in flight at once")
+    env_flag(p, "--openai-timeout", "JOBMATCH_OPENAI_TIMEOUT", 30.0, type=float,
+             help="openai: seconds before a request is abandoned and retried")
+    env_flag(p, "--max-retries", "JOBMATCH_MAX_RETRIES", 5, type=int,
+             help="openai: retries of a request on 429/5xx/timeouts/bad payloads")
+    env_flag(p, "--lease-seconds", "JOBMATCH_LEASE_SECONDS", Settings.lease_seconds, type=float,
+             help="how long claimed rows stay reserved; a dead worker's rows return after it")
+    env_flag(p, "--poll-interval", "JOBMATCH_POLL_INTERVAL", Settings.poll_interval, type=float,
+             help="seconds between queue polls when no NOTIFY arrives")
+    env_flag(p, "--refresh-interval", "JOBMATCH_REFRESH_INTERVAL", Settings.refresh_interval,
+             type=float, help="seconds between stale-row refreshes (0: never)")
+    env_flag(p, "--refresh-after-days", "JOBMATCH_REFRESH_AFTER_DAYS", None, type=float,
+             help="also re-embed vectors older than this many days")
+    env_flag(p, "--refresh-batch", "JOBMATCH_REFRESH_BATCH", Settings.refresh_batch, type=int,
+             help="most rows per table one refresh queues (at priority 1, after new work)")
+    env_flag(p, "--daily-token-budget", "JOBMATCH_DAILY_TOKEN_BUDGET", None, type=int,
+             help="pause embedding once today's tokens for the model reach this")
+    env_flag(p, "--progress-interval", "JOBMATCH_PROGRESS_INTERVAL", Settings.progress_interval,
+             type=float, help="seconds between progress lines while draining")
+    env_flag(p, "--pause-seconds", "JOBMATCH_PAUSE_SECONDS", Settings.pause_seconds, type=float,
+             help="first pause when the provider stays down (doubles, up to 10 minutes)")
+    env_flag(p, "--worker-id", "JOBMATCH_WORKER_ID", None,
+             help="name in embedding_queue.locked_by (default: host:pid:random)")
+
+
+def build_embedder(args, sleep=time.sleep):
+    from .openai_embedder import OpenAIEmbedder
+
+    _, _, dims = model_spec(args)
+    if embedder_kind(args) == "local":
+        return LocalEmbedder()
+    return OpenAIEmbedder(model=args.model or OPENAI_DEFAULT_MODEL, dimensions=dims,
+                          timeout=args.openai_timeout, max_retries=args.max_retries,
+                          max_inputs_per_request=args.request_size,
+                          concurrency=args.concurrency, sleep=sleep)
+
+
+def _lease_check(embedder, args) -> None:
+    """Warns when one batch can outlast its lease: another worker would
+    then claim the same rows and pay for them twice."""
+    if embedder.provider != "openai":
+        return
+    requests = -(-args.batch_size // embedder.max_inputs_per_request)
+    waves = -(-requests // embedder.concurrency)
+    retries = embedder.max_retries
+    per_request = ((retries + 1) * args.openai_timeout
+                   + sum(min(embedder.backoff_cap, embedder.backoff_base * 2 ** k)
+                         for k in range(retries)))
+    if waves * per_request > args.lease_seconds:
+        event(log, "a slow batch can outlast its lease; raise --lease-seconds or lower "
+              "--batch-size/--openai-timeout", logging.WARNING,
+              worst_case_s=round(waves * per_request), lease_seconds=args.lease_seconds)
+
+
+def _install_signals(stop: StopSignal) -> dict:
+    """First SIGTERM/SIGINT: finish or release the batch, exit 0. Second: exit now."""
+    def handler(signum, frame):
+        if stop.is_set:
+            os.write(2, b'{"level": "error", "msg": "second signal, exiting at once"}\n')
+            os._exit(128 + signum)
+        stop.set(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def main(args) -> int:
+    logs.setup(args.log_level)
+    stop = StopSignal()
+    try:
+        for flag in ("batch_size", "request_size", "concurrency", "lease_seconds", "poll_interval"):
+            if getattr(args, flag) <= 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be positive")
+        embedder = build_embedder(args, sleep=stop.sleep)
+    except (ValueError, SystemExit) as exc:  # model_spec exits with a message
+        event(log, f"configuration error: {exc}", logging.ERROR, exit_code=EXIT_CONFIG)
+        return EXIT_CONFIG
+    _lease_check(embedder, args)
+    settings = Settings(
+        batch_size=args.batch_size, lease_seconds=args.lease_seconds,
+        poll_interval=args.poll_interval, refresh_interval=args.refresh_interval,
+        refresh_after_days=args.refresh_after_days, refresh_batch=args.refresh_batch,
+        daily_token_budget=args.daily_token_budget, progress_interval=args.progress_interval,
+        pause_seconds=args.pause_seconds, once=args.once)
+    previous = _install_signals(stop)
+    try:
+        return Worker(db.database_url(), embedder, settings, stop, args.worker_id).run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if hasattr(embedder, "close"):
+            embedder.close()
+        stop.close()
+        sys.stderr.flush()
