@@ -4,6 +4,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from helpers import MODEL as MODEL_NAME
 from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
 
 COLUMNS = ["job_id", "title", "company", "location", "work_arrangement", "remote_allowed",
@@ -46,7 +47,9 @@ def test_semantic_best_first_with_threshold_and_window(conn, seeker):
     assert [r["job_id"] for r in rows] == [best, edge, good]
     assert [r["match_method"] for r in rows] == ["semantic"] * 3
     assert rows[0]["similarity"] == pytest.approx(0.95, abs=1e-4)
-    assert float(rows[0]["match_score"]) == pytest.approx(95.0, abs=0.1)
+    scores = [r["match_score"] for r in rows]
+    assert all(0 < s <= 100 for s in scores)
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_threshold_is_per_model_and_dba_tunable(conn, seeker):
@@ -262,3 +265,95 @@ def test_full_precision_index_refuses_more_than_2000_dimensions(conn):
     ddl = conn.execute("SELECT ddl FROM vector_index_ddl('job', 10, 0, NULL, 'hnsw', true)"
                        ).fetchone()[0]
     assert "halfvec(3072)) halfvec_cosine_ops" in ddl and "USING hnsw" in ddl
+
+
+def constrained_seeker(conn, **prefs):
+    q = unit(0)
+    user(conn, 1, job_roles=["Accountant"], **prefs)
+    set_user_vector(conn, 1, q)
+    return q
+
+
+@pytest.mark.parametrize("prefs, fits, misfits", [
+    # places, unless the job is remote or the seeker would relocate
+    (dict(preferred_locations=["Lagos", "Abuja"]),
+     [dict(ai_city="Ikeja", ai_state="Lagos"), dict(ai_city="Abuja", ai_state="FCT"),
+      dict(ai_city="Kano", ai_state="Kano", ai_remote_allowed=True), dict(ai_city=None)],
+     [dict(ai_city="Kano", ai_state="Kano"), dict(ai_city="Enugu", ai_state="Enugu",
+                                                 ai_work_arrangement="Hybrid")]),
+    (dict(preferred_locations=["Lagos"], willing_to_relocate=True),
+     [dict(ai_city="Kano", ai_state="Kano")], []),
+    # employment types
+    (dict(employment_types=["Full-time", "Contract"]),
+     [dict(ai_employment_type="full-time"), dict(ai_employment_type=None)],
+     [dict(ai_employment_type="Internship")]),
+    # pay ranges must overlap in the same currency; zero means unset
+    (dict(salary_min=3000000, salary_max=6000000),
+     [dict(ai_salary_min=2000000, ai_salary_max=3500000), dict(ai_salary_min=5000000),
+      dict(ai_salary_max=500, ai_salary_currency="USD"), dict(ai_salary_min=0, ai_salary_max=0)],
+     [dict(ai_salary_min=1000000, ai_salary_max=2000000),
+      dict(ai_salary_min=7000000, ai_salary_max=9000000), dict(ai_salary_max=2500000)]),
+])
+def test_stated_constraints_are_hard_filters(conn, prefs, fits, misfits):
+    q = constrained_seeker(conn, **prefs)
+    keep = [add_job(conn, q, 0.9, title="Accountant", **f) for f in fits]
+    drop = [add_job(conn, q, 0.95, title="Accountant", **f) for f in misfits]
+    got = {r["job_id"] for r in match(conn, 1, 50)}
+    assert got == set(keep)
+    assert not got & set(drop)
+    # the keyword fallback obeys them too
+    conn.execute("UPDATE user_preferences SET user_embedding = NULL")
+    assert {r["job_id"] for r in match(conn, 1, 50)} == set(keep)
+
+
+def test_match_score_is_fused_score_on_a_0_100_scale(conn):
+    q = unit(0)
+    user(conn, 1, job_roles=["Zoologist"])
+    set_user_vector(conn, 1, q)
+    add_job(conn, q, 0.91, title="Welder")  # no shared words or skills
+    (row,) = match(conn, 1)
+    # cosine, plus 0.2 x keyword rank and 0.1 x skill overlap (both 0 here), over 1.3
+    assert float(row["match_score"]) == pytest.approx(91.0 / 1.3, abs=0.1)
+
+
+def test_hard_filters_can_be_switched_off(conn):
+    q = constrained_seeker(conn, preferred_locations=["Lagos"])
+    far = add_job(conn, q, 0.9, ai_city="Kano", ai_state="Kano")
+    assert match(conn, 1) == []
+    conn.execute("UPDATE jobmatch_settings SET match_hard_filters = false")
+    assert [r["job_id"] for r in match(conn, 1)] == [far]
+
+
+def test_filtered_answers_are_still_full_through_the_index(conn):
+    """The filters sit inside the nearest-neighbour scan, so an iterative
+    index scan keeps going until it has enough jobs that fit."""
+    rng = np.random.default_rng(3)
+    base = unit(9)
+    n = 11000
+    with conn.cursor().copy("COPY canonical_jobs (title, ai_city, ai_state, job_embedding,"
+                            " job_embedding_model) FROM STDIN") as cp:
+        for i in range(n):
+            city = "Lagos" if i % 20 == 0 else "Kano"  # 5% of jobs fit
+            cp.write_row((f"Job {i}", city, city, at_similarity(base, 0.6 + 0.3 * rng.random(),
+                                                                  seed=i), MODEL_NAME))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.5, ivfflat_probes = 1"
+                 " WHERE is_active")
+    user(conn, 1, job_roles=["X"], preferred_locations=["Lagos"])
+    set_user_vector(conn, 1, base)
+    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("ANALYZE canonical_jobs")
+    conn.execute("SET enable_sort = off")
+    rows = match(conn, 1, 10)
+    assert len(rows) == 10 and all(r["location"] == "Lagos, Lagos" for r in rows)
+
+
+def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
+    q = unit(0)
+    user(conn, 1, job_roles=["Payroll Accountant"], technical_skills=["Sage", "IFRS"])
+    set_user_vector(conn, 1, q)
+    closer = add_job(conn, q, 0.92, title="Bookkeeper", ai_required_skills=["Excel"])
+    better = add_job(conn, q, 0.90, title="Payroll Accountant",
+                     ai_required_skills=["Sage", "IFRS"])
+    assert [r["job_id"] for r in match(conn, 1)] == [better, closer]
+    conn.execute("UPDATE jobmatch_settings SET rank_keyword_weight = 0, rank_skill_weight = 0")
+    assert [r["job_id"] for r in match(conn, 1)] == [closer, better]

@@ -22,6 +22,7 @@ RELEASED_MIGRATIONS = {
     "0002_embeddings.sql": "df0362d96b0a3c6c37412405cc83fa36f02f2c2cb0f138bb8a867bbd86a1ece9",
     "0003_keyword_index.sql": "781cf47127f96a12f5b2844897ed13a2297d5158ad06669d36be39f1cbd243df",
     "0004_index_methods.sql": "cd2081e7547f2629a8f9b5745a2091b21d4014ded34f14b0ad1a2dc9b5f69189",
+    "0005_ranking.sql": "51ef0f0fcfad57e2e322c5527314a8f410d3ff7d2e7aa39d40fc69fc503879a7",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -103,7 +104,7 @@ def test_released_migrations_are_frozen():
 def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
     first = migrate(empty_dsn, LOCAL_MODEL)
     assert first["migrations"] == ["0001_bot_tables", "0002_embeddings", "0003_keyword_index",
-                                   "0004_index_methods"]
+                                   "0004_index_methods", "0005_ranking"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

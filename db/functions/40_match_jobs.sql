@@ -18,13 +18,14 @@ AS $$
 $$;
 
 -- Lower-cased, trimmed, non-blank elements: for case-insensitive overlaps.
+-- No regular expressions: this runs for every candidate row.
 CREATE OR REPLACE FUNCTION jobmatch_lower_set(items text[])
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(array_agg(DISTINCT lower(btrim(item))), '{}')
+    SELECT coalesce(array_agg(DISTINCT lower(btrim(item, E' \t\r\n\u00a0'))), '{}')
     FROM unnest(items) AS item
-    WHERE btrim(item) <> ''
+    WHERE btrim(item, E' \t\r\n\u00a0') <> ''
 $$;
 
 -- Why a job was offered, in words a person reads on a phone.
@@ -86,6 +87,52 @@ AS $$
         array_to_string(u.technical_skills, ' '))))
 $$;
 
+-- Does a job meet what the seeker stated? Only stated constraints count:
+-- places (unless willing to relocate; a remote job fits anywhere), employment
+-- types, and pay (same currency, ranges must overlap; a missing bound is
+-- open; zero means unset). Unknown job fields never exclude a job. Plain
+-- columns, not rows, so the planner inlines it into the index scan.
+CREATE OR REPLACE FUNCTION jobmatch_job_fits(
+    places text[], relocate boolean, types text[],
+    pay_floor numeric, pay_ceiling numeric, currency text,
+    city text, state text, country text, remote boolean, arrangement text,
+    employment_type text, pay_min numeric, pay_max numeric, pay_currency text
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT (coalesce(cardinality(places), 0) = 0
+            OR coalesce(relocate, false)
+            OR coalesce(remote, false)
+            OR coalesce(lower(arrangement) = 'remote', false)
+            OR (city IS NULL AND state IS NULL AND country IS NULL)
+            OR coalesce(lower(btrim(city)) = ANY (places), false)
+            OR coalesce(lower(btrim(state)) = ANY (places), false)
+            OR coalesce(lower(btrim(country)) = ANY (places), false))
+       AND (coalesce(cardinality(types), 0) = 0
+            OR employment_type IS NULL
+            OR coalesce(lower(btrim(employment_type)) = ANY (types), false))
+       AND (coalesce(nullif(pay_floor, 0), nullif(pay_ceiling, 0)) IS NULL
+            OR coalesce(nullif(pay_min, 0), nullif(pay_max, 0)) IS NULL
+            OR upper(coalesce(currency, 'NGN')) <> upper(coalesce(pay_currency, 'NGN'))
+            OR ((nullif(pay_floor, 0) IS NULL
+                 OR coalesce(nullif(pay_max, 0), pay_min) >= pay_floor)
+                AND (nullif(pay_ceiling, 0) IS NULL
+                     OR coalesce(nullif(pay_min, 0), pay_max) <= pay_ceiling)))
+$$;
+
+-- Share of the seeker's skills (already lower-cased) that the job names.
+-- One pass over the job's skills: this runs for every candidate.
+CREATE OR REPLACE FUNCTION jobmatch_skill_overlap(wanted text[], required text[], preferred text[])
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN coalesce(cardinality(wanted), 0) = 0 THEN 0
+        ELSE (SELECT count(DISTINCT lower(btrim(skill))) FROM unnest(required || preferred) AS skill
+              WHERE lower(btrim(skill)) = ANY (wanted))::double precision
+             / cardinality(wanted) END
+$$;
+
 CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
 RETURNS TABLE (
     job_id bigint,
@@ -106,12 +153,15 @@ RETURNS TABLE (
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_settings jobmatch_settings;
-    v_model embedding_models;
-    v_user user_preferences;
+    s jobmatch_settings;
+    m embedding_models;
+    u user_preferences;
     v_limit integer;
     v_window_start timestamptz;
     v_query tsquery;
+    v_places text[];
+    v_types text[];
+    v_skills text[];
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'match_jobs: user_id must not be NULL'
@@ -126,61 +176,82 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT * INTO v_settings FROM jobmatch_settings;
-    v_limit := least(p_limit, v_settings.match_max_limit);
-    v_window_start := current_date - v_settings.match_window_days;
+    SELECT * INTO s FROM jobmatch_settings;
+    v_limit := least(p_limit, s.match_max_limit);
+    v_window_start := current_date - s.match_window_days;
 
-    SELECT * INTO v_user FROM user_preferences AS u WHERE u.user_id = p_user_id;
+    SELECT * INTO u FROM user_preferences AS p WHERE p.user_id = p_user_id;
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    v_query := user_keyword_query(u);
+    v_skills := jobmatch_lower_set(u.technical_skills);
+    IF s.match_hard_filters THEN
+        v_places := jobmatch_lower_set(u.preferred_locations);
+        v_types := jobmatch_lower_set(u.employment_types);
+    END IF;
 
-    v_model := active_embedding_model();
-    IF v_user.user_embedding IS NOT NULL AND v_user.embedding_model = v_model.model THEN
+    m := active_embedding_model();
+    IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model THEN
         -- Index knobs come from the model's row; the function's SET clauses
         -- below make them end with the call.
-        PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
-        PERFORM set_config('ivfflat.max_probes',
-                           coalesce(v_model.ivfflat_max_probes, 32768)::text, true);
-        PERFORM set_config('hnsw.ef_search', v_model.hnsw_ef_search::text, true);
-        PERFORM set_config('hnsw.max_scan_tuples', v_model.hnsw_max_scan_tuples::text, true);
-        -- Dynamic SQL so the expression and model are literals: the planner
-        -- can then use the per-model partial expression index.
+        PERFORM set_config('ivfflat.probes', m.ivfflat_probes::text, true);
+        PERFORM set_config('ivfflat.max_probes', coalesce(m.ivfflat_max_probes, 32768)::text, true);
+        PERFORM set_config('hnsw.ef_search', m.hnsw_ef_search::text, true);
+        PERFORM set_config('hnsw.max_scan_tuples', m.hnsw_max_scan_tuples::text, true);
+        -- The nearest jobs that fit the seeker's stated constraints (filtered
+        -- inside the scan, so an iterative index scan keeps going until it has
+        -- enough), re-ranked by cosine plus the seeker's own words. Dynamic SQL
+        -- so the expression and model are literals: the planner can then use
+        -- the per-model partial expression index.
         RETURN QUERY EXECUTE format($q$
             WITH nearest AS MATERIALIZED (
                 SELECT j.id, j.%1$s <=> $1::%2$s AS distance
                 FROM canonical_jobs AS j
                 WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
+                  AND jobmatch_job_fits($6, $5.willing_to_relocate, $7,
+                        $5.salary_min, $5.salary_max, $5.salary_currency,
+                        j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                        j.ai_work_arrangement, j.ai_employment_type,
+                        j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
                 ORDER BY j.%1$s <=> $1::%2$s
-                LIMIT $3
+                LIMIT greatest($3, $10)
+            ), scored AS (
+                SELECT j, 1 - n.distance AS similarity,
+                       (1 - n.distance)
+                       + $11 * coalesce(ts_rank_cd(j.job_document, $9, 32), 0)
+                       + $12 * jobmatch_skill_overlap($8, j.ai_required_skills,
+                                                      j.ai_preferred_skills) AS score
+                FROM nearest AS n
+                INNER JOIN canonical_jobs AS j ON j.id = n.id
+                WHERE 1 - n.distance >= $4
             )
-            SELECT j.id::bigint, j.title::text, j.company::text,
-                   coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''),
-                            j.location)::text,
-                   j.ai_work_arrangement::text, j.ai_remote_allowed,
-                   j.ai_salary_min::numeric, j.ai_salary_max::numeric,
-                   j.ai_salary_currency::text, j.posted_date::timestamptz,
-                   1 - n.distance,
-                   round(greatest(0, 1 - n.distance)::numeric * 100, 1),
-                   job_match_reasons($5, j, 1 - n.distance),
+            SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
+                   coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
+                            (c.j).location)::text,
+                   (c.j).ai_work_arrangement::text, (c.j).ai_remote_allowed,
+                   (c.j).ai_salary_min::numeric, (c.j).ai_salary_max::numeric,
+                   (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
+                   c.similarity,
+                   round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
+                   job_match_reasons($5, c.j, c.similarity),
                    'semantic'::text
-            FROM nearest AS n
-            INNER JOIN canonical_jobs AS j ON j.id = n.id
-            WHERE 1 - n.distance >= $4
-            ORDER BY n.distance, j.id
+            FROM scored AS c
+            ORDER BY c.score DESC, (c.j).id
+            LIMIT $3
         $q$,
-            vector_search_expression('job_embedding', v_model.dimensions, v_model.index_halfvec),
-            CASE WHEN v_model.index_halfvec THEN 'halfvec' ELSE 'vector' END
-                || '(' || v_model.dimensions || ')',
-            v_model.model)
-        USING v_user.user_embedding, v_window_start, v_limit,
-              v_model.similarity_threshold, v_user;
+            vector_search_expression('job_embedding', m.dimensions, m.index_halfvec),
+            CASE WHEN m.index_halfvec THEN 'halfvec' ELSE 'vector' END
+                || '(' || m.dimensions || ')',
+            m.model)
+        USING u.user_embedding, v_window_start, v_limit, m.similarity_threshold, u,
+              v_places, v_types, v_skills, v_query, s.match_candidates,
+              s.rank_keyword_weight, s.rank_skill_weight;
         IF FOUND THEN
             RETURN;
         END IF;
     END IF;
 
-    v_query := user_keyword_query(v_user);
     IF v_query IS NULL THEN
         RETURN;
     END IF;
@@ -192,18 +263,20 @@ BEGIN
            j.ai_salary_currency::text, j.posted_date::timestamptz,
            NULL::double precision,
            round(100 * k.rank::numeric, 1),
-           job_match_reasons(v_user, j, NULL),
+           job_match_reasons(u, j, NULL),
            'keyword'::text
     FROM canonical_jobs AS j
     CROSS JOIN LATERAL (
         -- normalization 32: rank / (rank + 1), a 0-1 score
-        SELECT ts_rank_cd(jobmatch_job_document(j.title, j.ai_job_titles,
-                                                j.ai_required_skills, j.ai_preferred_skills),
-                          v_query, 32) AS rank
+        SELECT ts_rank_cd(j.job_document, v_query, 32) AS rank
     ) AS k
-    WHERE jobmatch_job_document(j.title, j.ai_job_titles,
-                                j.ai_required_skills, j.ai_preferred_skills) @@ v_query
+    WHERE j.job_document @@ v_query
       AND j.posted_date >= v_window_start
+      AND jobmatch_job_fits(v_places, u.willing_to_relocate, v_types,
+                            u.salary_min, u.salary_max, u.salary_currency,
+                            j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                            j.ai_work_arrangement, j.ai_employment_type,
+                            j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
     ORDER BY k.rank DESC, j.posted_date DESC, j.id
     LIMIT v_limit;
 END
