@@ -120,6 +120,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def send_json(self, status: int, body: object | bytes, headers: Mapping[str, str] = {}) -> None:
+        if status >= 400 and self.server.fake.echo_key_in_errors and isinstance(body, dict) and "error" in body:
+            presented = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            body = {"error": dict(body["error"], message=f"{body['error']['message']} "
+                                  f"(request made with API key {presented})")}
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -154,8 +158,12 @@ class FakeOpenAI:
         timeout_sleep: float = 5.0,
         default_dims: Mapping[str, int] | None = None,
         reject_inputs_containing: str | None = None,
+        echo_key_in_errors: bool = False,
     ):
         self.api_key = api_key
+        # Every error body quotes the API key the request was made with, in
+        # full (worse than the real API, which masks it): for leak tests.
+        self.echo_key_in_errors = echo_key_in_errors
         # A 400 for any request with an input containing this marker: one bad row.
         self.reject_inputs_containing = reject_inputs_containing
         self.latency = latency

@@ -227,3 +227,24 @@ def test_switching_model_requeues_every_row_at_low_priority(conn):
     conn.execute("SELECT set_embedding_model('text-embedding-3-small', 'openai', 1536,"
                  " NULL, true)")
     assert conn.execute("SELECT entity_id, priority FROM embedding_queue").fetchall() == [(1, 1)]
+
+
+def test_an_edit_to_a_leased_row_frees_it_from_the_old_batch(conn):
+    user(conn, 1, job_roles=["Cook"])
+    old = queue.claim(conn, "w1", 10)
+    conn.execute("UPDATE user_preferences SET job_roles = ARRAY['Chef']")
+    # the old batch's failure must not charge the new text
+    queue.fail(conn, "w1", old, "provider said no")
+    assert conn.execute("SELECT attempts, last_error FROM embedding_queue").fetchone() == (0, None)
+    (new,) = queue.claim(conn, "w2", 10)  # claimable at once, not after the old lease
+    assert new.text == "Seeking roles: Chef"
+
+
+def test_write_back_gives_up_on_a_locked_row_quickly(conn, other):
+    user(conn, 1, job_roles=["Cook"])
+    rows = queue.claim(conn, "w", 10)
+    with other.transaction():
+        other.execute("SELECT 1 FROM user_preferences WHERE user_id = 1 FOR UPDATE")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            queue.complete(conn, "w", MODEL, rows, [unit(1)])
+    assert queue.complete(conn, "w", MODEL, rows, [unit(1)]) == 1

@@ -5,6 +5,8 @@ runs process_batch in its own loop (signals, budget, progress, NOTIFY)."""
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +17,9 @@ from .embedders import Embedder, EmbeddingError, Item
 from .openai_embedder import ProviderUnavailable
 
 log = logging.getLogger(__name__)
+
+WRITE_TRIES = 4  # a write-back that loses a deadlock is retried with the same vectors
+RETRY_WRITE = {"40P01", "40001", "55P03"}
 
 
 @dataclass
@@ -60,7 +65,26 @@ def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
     queue.record_usage(conn, embedder.model, result.requests, len(unique), result.tokens)
     row_of = {key: i for i, key in enumerate(unique)}
     vectors = result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]]
-    stats.written += queue.complete(conn, worker_id, embedder.model, batch, vectors)
+    stats.written += _complete(conn, worker_id, embedder.model, batch, vectors)
+
+
+def _complete(conn, worker_id, model, batch, vectors) -> int:
+    """queue.complete, retried when PostgreSQL picks the write-back as the
+    victim of a deadlock with an application writer (or it ran into a
+    lock_timeout or a serialization failure): the vectors are still good and
+    complete re-checks every text, so trying again is safe; giving up would
+    throw paid-for vectors away (the caller would reconnect and re-embed)."""
+    for attempt in range(WRITE_TRIES):
+        try:
+            return queue.complete(conn, worker_id, model, batch, vectors)
+        except psycopg.OperationalError as exc:
+            # 40P01 deadlock, 40001 serialization failure, 55P03 lock_timeout
+            if exc.sqlstate not in RETRY_WRITE or attempt == WRITE_TRIES - 1:
+                raise
+            log.info("write-back of %d rows rolled back (%s), retrying", len(batch),
+                     exc.sqlstate)
+            time.sleep(random.uniform(0.05, 0.2) * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def drain(conn: psycopg.Connection, embedder: Embedder, worker_id: str, *,

@@ -80,6 +80,9 @@ BEGIN
     SELECT p_entity_type, id FROM unnest(p_entity_ids) AS id WHERE id IS NOT NULL
     ON CONFLICT (entity_type, entity_id) DO UPDATE
         SET priority = 0, attempts = 0, run_after = now(), last_error = NULL,
+            -- the batch in flight holds the old text: its complete or fail
+            -- must not touch the new one, and anyone may claim it now
+            locked_by = NULL, locked_until = NULL,
             enqueued_at = CASE WHEN q.priority > 0 THEN now() ELSE q.enqueued_at END;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF EXISTS (SELECT 1 FROM embedding_dead_letter WHERE entity_type = p_entity_type) THEN
@@ -321,6 +324,13 @@ BEGIN
     RETURN v_written;
 END
 $$;
+
+-- The application's own multi-row UPDATEs lock rows in their order, this in
+-- another: rather than let PostgreSQL's deadlock detector (after 1 s) pick the
+-- application's statement as the victim, the write-back gives up waiting
+-- first; the worker retries it with the same vectors.
+ALTER FUNCTION complete_embeddings(text, text, text[], bigint[], uuid[], vector[])
+SET lock_timeout = '100ms';
 
 -- A failed attempt: capped exponential backoff with jitter; after the
 -- attempt cap the row moves to embedding_dead_letter with its error.

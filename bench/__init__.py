@@ -1,0 +1,1 @@
+"""jobmatch benchmarks (bench.quality, bench.perf, ...)."""
