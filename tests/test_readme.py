@@ -22,3 +22,12 @@ def test_quick_start_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert quick_start_commands()[1] in ci.splitlines()
+
+
+def test_every_test_the_readme_cites_exists():
+    text = (ROOT / "README.md").read_text()
+    cited = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text))
+    assert len(cited) > 30
+    missing = [f"{path}::{name}" for path, name in sorted(cited)
+               if not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.MULTILINE)]
+    assert missing == []
