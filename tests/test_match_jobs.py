@@ -357,3 +357,28 @@ def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
     assert [r["job_id"] for r in match(conn, 1)] == [better, closer]
     conn.execute("UPDATE jobmatch_settings SET rank_keyword_weight = 0, rank_skill_weight = 0")
     assert [r["job_id"] for r in match(conn, 1)] == [closer, better]
+
+
+def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((10, 384)).astype(np.float32)
+    n = 11000
+    vecs = centers[rng.integers(0, 10, n)] + 0.5 * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
+                            " FROM STDIN") as cp:
+        for i in range(n):
+            cp.write_row((f"Job {i}", vecs[i], MODEL_NAME))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3, ivfflat_probes = 11"
+                 " WHERE is_active")
+    user(conn, 1, job_roles=["Role"])
+    set_user_vector(conn, 1, vecs[0])
+    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("ANALYZE canonical_jobs")
+    exact_answer = [r["job_id"] for r in match(conn, 1)]
+    conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 100 WHERE is_active")
+    with conn.transaction():
+        before = index_scans(conn)
+        assert [r["job_id"] for r in match(conn, 1)] == exact_answer
+        assert conn.execute("SHOW enable_sort").fetchone() == ("on",)
+    assert index_scans(conn) > before

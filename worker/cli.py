@@ -87,8 +87,10 @@ def cmd_health(args) -> int:
         usage = _dict_rows(conn.execute(
             "SELECT day, model, requests, inputs, tokens FROM embedding_usage"
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
+        indexes = _dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
     if args.json:
-        print(json.dumps({"health": health, "usage_30d": usage}, default=str, indent=2))
+        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes},
+                         default=str, indent=2))
         return 0
     h = health
     print(f"model:        {h['active_model']}")
@@ -101,6 +103,15 @@ def cmd_health(args) -> int:
     for u in usage:
         print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
               f"{u['inputs']} inputs, {u['tokens']} tokens")
+    for ix in indexes:
+        if ix["index_name"]:
+            recall = ix["sampled_recall"]
+            print(f"index:        {ix['index_name']} ({ix['method']}"
+                  f"{' halfvec' if ix['is_halfvec'] else ''}), built on {ix['rows_at_build']}"
+                  f" rows, now {ix['rows_now']}"
+                  + (f", sampled recall@10 {recall:.3f}" if recall is not None else ""))
+        if ix["warning"]:
+            print(f"WARNING:      {ix['warning']}")
     return 0
 
 
@@ -118,6 +129,28 @@ def cmd_index(args) -> int:
     lists = f" lists={result['lists']}" if result["lists"] else ""
     print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']} rows")
     return 0
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in str(text).replace(" ", "").split(",") if x]
+
+
+def cmd_index_tune(args) -> int:
+    from .index_tune import TuneError, format_result, to_json, tune
+
+    def progress(msg):
+        if not args.json:
+            print(msg, file=sys.stderr)
+
+    with db.connect(autocommit=True) as conn:
+        try:
+            result = tune(conn, args.table, args.sample, args.target, args.k, args.settings,
+                          args.lists, args.apply, args.seed, log=progress)
+        except TuneError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(to_json(result) if args.json else format_result(result))
+    return 0 if result.recommended else 1
 
 
 def cmd_worker(args) -> int:
@@ -180,6 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     env_switch(r, "--halfvec", "JOBMATCH_INDEX_HALFVEC",
                help="index half-precision vectors: half the memory (default: the model's setting)")
     r.set_defaults(func=cmd_index)
+    t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
+                                     "of seekers: recall@10 vs exact and latency; recommend")
+    env_flag(t, "--table", "JOBMATCH_INDEX_TABLE", "job", choices=["job", "user"],
+             help="which table's index (user: searched with jobs of the window)")
+    env_flag(t, "--sample", "JOBMATCH_TUNE_SAMPLE", 100, type=int,
+             help="queries: seekers (or jobs) that have a vector of the active model")
+    env_flag(t, "--target", "JOBMATCH_TUNE_TARGET", 0.95, type=float,
+             help="recall@k the recommendation must reach")
+    env_flag(t, "--k", "JOBMATCH_TUNE_K", 10, type=int, help="recall@k: how many results")
+    env_flag(t, "--settings", "JOBMATCH_TUNE_SETTINGS", None, type=_int_list,
+             help="comma-separated probes (ivfflat) or ef_search (hnsw) values to try "
+                  "(default: a ladder, stopping 2 steps past the target)")
+    env_flag(t, "--lists", "JOBMATCH_TUNE_LISTS", None, type=_int_list,
+             help="comma-separated candidate ivfflat lists, each tried on a temporary index "
+                  "built concurrently beside the live one")
+    env_flag(t, "--seed", "JOBMATCH_TUNE_SEED", 1, type=int, help="which sample")
+    env_switch(t, "--apply", "JOBMATCH_TUNE_APPLY",
+               help="store the recommendation in embedding_models (ivfflat_probes/hnsw_ef_search)")
+    env_switch(t, "--json", "JOBMATCH_JSON", help="print JSON")
+    t.set_defaults(func=cmd_index_tune)
 
     p = sub.add_parser("worker", help="fill embedding vectors as rows change (LISTEN + poll)")
     from .runner import add_flags as add_worker_flags

@@ -1,0 +1,239 @@
+"""`jobmatch index tune`, drift detection (vector_index_drift + health) and
+a smoke run of the performance benchmark. Pass/fail behaviour only: no
+timings are asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import MODEL
+from worker.index_tune import TuneError, format_result, tune
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def jobmatch(dsn, *args, check=True):
+    env = {**os.environ, "DATABASE_URL": dsn}
+    env.pop("OPENAI_API_KEY", None)
+    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def load_jobs(conn, vecs, days, first_id=1):
+    with conn.cursor().copy("COPY canonical_jobs (id, title, posted_date, job_embedding,"
+                            " job_embedding_model, embedding_version) FROM STDIN") as cp:
+        for i, (v, d) in enumerate(zip(vecs, days)):
+            cp.write_row((first_id + i, f"Job {first_id + i}",
+                          f"{np.datetime64('today') - int(d)}", v, MODEL, 1))
+
+
+def load_seekers(conn, vecs):
+    with conn.cursor().copy("COPY user_preferences (user_id, job_roles, user_embedding,"
+                            " embedding_model, embedding_version) FROM STDIN") as cp:
+        for i, v in enumerate(vecs):
+            cp.write_row((i + 1, ["Role"], v, MODEL, 1))
+
+
+def clustered(conn, n=12000, seekers=60, seed=42):
+    """Like test_match_jobs' ivfflat data: 20 clusters, a year of posted
+    dates (~1/6 in the 60-day window)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((20, 384)).astype(np.float32)
+    vecs = centers[rng.integers(0, 20, n)] + 0.6 * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    load_jobs(conn, vecs, rng.integers(0, 360, n))
+    q = centers[rng.integers(0, 20, seekers)] + 0.6 * rng.standard_normal((seekers, 384))
+    load_seekers(conn, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    conn.execute("ANALYZE canonical_jobs")
+
+
+def uniform(conn, n, first_id=1, seed=5):
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((n, 384)).astype(np.float32)
+    load_jobs(conn, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), np.zeros(n), first_id)
+
+
+def match_ids(conn, uid):
+    return [r[0] for r in conn.execute("SELECT job_id FROM match_jobs(%s, 10)"
+                                       " WHERE match_method = 'semantic'", [uid])]
+
+
+def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(conn):
+    clustered(conn)
+    assert conn.execute("SELECT method, lists FROM build_vector_index('job')").fetchone() == \
+        ("ivfflat", 12)
+    conn.execute("ANALYZE canonical_jobs")
+    result = tune(conn, "job", sample=40, target=0.95, apply=True)
+    rec = result.recommended
+    assert result.knob == "ivfflat_probes" and result.index.lists == 12
+    assert result.sample == 40 and result.index.window_rows > 1000
+    assert rec is not None and rec.recall >= 0.95
+    assert result.applied
+    assert conn.execute("SELECT ivfflat_probes FROM embedding_models WHERE is_active"
+                        ).fetchone()[0] == rec.setting
+    # the sweep climbs until the target is met, then stops two steps later
+    met = [p for p in result.points if p.recall >= 0.95]
+    assert result.points.index(met[0]) >= len(result.points) - 3
+    assert "recommendation: ivfflat_probes = " in format_result(result)
+    # tune measured match_jobs' own search: through the index, at the stored
+    # setting, match_jobs reaches the target on the same seekers
+    seekers = [r[0] for r in conn.execute("SELECT user_id FROM user_preferences"
+                                          " ORDER BY md5(user_id::text || '1') LIMIT 40")]
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_indexscan = off")
+        exact = {u: match_ids(conn, u) for u in seekers}
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_sort = off")  # walk the index, as tune does
+        got = {u: match_ids(conn, u) for u in seekers}
+    recall = np.mean([len(set(got[u]) & set(exact[u])) / len(exact[u])
+                      for u in seekers if exact[u]])
+    assert recall >= 0.95
+
+
+def test_tune_tries_candidate_lists_on_a_temporary_index(conn):
+    clustered(conn, seed=3)
+    conn.execute("SELECT * FROM build_vector_index('job')")
+    result = tune(conn, "job", sample=20, settings=[1, 2, 4], candidate_lists=[6, 24])
+    assert {p.lists for p in result.points} == {12, 6, 24}
+    assert [p.candidate for p in result.points if p.lists != 12] == [True] * 6
+    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%tune%'"
+                        ).fetchone()[0] == 0
+    assert conn.execute("SELECT ivfflat_probes FROM embedding_models WHERE is_active"
+                        ).fetchone()[0] == 10  # not applied
+
+
+def test_tune_without_an_index_or_seekers_explains(conn):
+    clustered(conn, n=2000, seekers=0)
+    with pytest.raises(TuneError, match="index rebuild"):
+        tune(conn, "job")
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    with pytest.raises(TuneError, match="no seekers"):
+        tune(conn, "job")
+
+
+def test_tune_cli_on_hnsw_applies_ef_search(conn, dsn):
+    clustered(conn, n=3000, seekers=30, seed=7)
+    conn.execute("UPDATE embedding_models SET index_method = 'hnsw', index_halfvec = true"
+                 " WHERE is_active")
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    text = jobmatch(dsn, "index", "tune", "--sample", "30").stdout
+    assert "hnsw halfvec" in text and "ef_search=" in text and "not applied" in text
+    out = json.loads(jobmatch(dsn, "index", "tune", "--sample", "30", "--apply", "--json").stdout)
+    assert out["knob"] == "hnsw_ef_search" and out["applied"]
+    assert out["recommended"]["recall"] >= 0.95
+    assert conn.execute("SELECT hnsw_ef_search FROM embedding_models WHERE is_active"
+                        ).fetchone()[0] == out["recommended"]["setting"]
+    refused = jobmatch(dsn, "index", "tune", "--table", "user", "--apply", check=False)
+    assert refused.returncode == 2 and "--table job" in refused.stderr
+
+
+def drift(conn, *args):
+    cur = conn.execute("SELECT * FROM vector_index_drift(%s, %s)", list(args))
+    return [dict(zip([c.name for c in cur.description], r)) for r in cur.fetchall()]
+
+
+def test_drift_flags_an_index_built_on_far_fewer_rows(conn, dsn):
+    uniform(conn, 3000)
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    (row,) = drift(conn, 2, 0)
+    assert (row["index_name"], row["rows_at_build"], row["rows_now"], row["warning"]) == \
+        ("canonical_jobs_job_embedding_ann", 3000, 3000, None)
+    uniform(conn, 4000, first_id=3001, seed=6)
+    (row,) = drift(conn, 2, 0)
+    assert row["rows_now"] == 7000 and row["growth"] > 2
+    assert "built on 3000 rows" in row["warning"] and "jobmatch index rebuild" in row["warning"]
+    assert drift(conn, 3, 0)[0]["warning"] is None  # a DBA's own ratio
+    out = jobmatch(dsn, "health").stdout
+    assert "WARNING:" in out and "built on 3000 rows" in out
+    js = json.loads(jobmatch(dsn, "health", "--json").stdout)
+    assert js["vector_indexes"][0]["rows_now"] == 7000
+    # rebuilt on today's rows: the warning goes
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    assert drift(conn, 2, 0)[0]["warning"] is None
+
+
+def test_drift_flags_a_sampled_recall_below_target(conn):
+    uniform(conn, 12000)
+    rng = np.random.default_rng(9)
+    q = rng.standard_normal((10, 384)).astype(np.float32)
+    load_seekers(conn, q / np.linalg.norm(q, axis=1, keepdims=True))
+    conn.execute("UPDATE embedding_models SET similarity_threshold = -1 WHERE is_active")
+    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("ANALYZE canonical_jobs")
+    conn.execute("SET enable_sort = off")  # match_jobs walks the index, as on a big table
+    conn.execute("UPDATE embedding_models SET ivfflat_probes = 12 WHERE is_active")
+    (row,) = drift(conn, 2, 10)
+    assert row["sampled_recall"] == 1.0 and row["warning"] is None
+    # one list of 12 with no structure in the data: most true neighbours are missed
+    conn.execute("UPDATE embedding_models SET ivfflat_probes = 1, ivfflat_max_probes = 1"
+                 " WHERE is_active")
+    conn.execute("SET ivfflat.probes = 7")
+    (row,) = drift(conn, 2, 10)
+    assert row["sampled_recall"] < 0.95
+    assert "sampled recall@" in row["warning"] and "index tune" in row["warning"]
+    assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "7"  # knobs end with the call
+
+
+def test_drift_reports_missing_and_other_model_indexes(conn):
+    uniform(conn, 2000)
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("DROP INDEX canonical_jobs_job_embedding_ann")
+    assert "no longer exists" in drift(conn, 2, 0)[0]["warning"]
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT set_embedding_model('text-embedding-3-small', 'openai', 1536, NULL, true)")
+    assert "built for multilingual-e5-small" in drift(conn, 2, 0)[0]["warning"]
+
+
+def test_bench_perf_tiny_runs_end_to_end(dsn, tmp_path):
+    env = {**os.environ, "DATABASE_URL": dsn, "JOBMATCH_BENCH_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "result"
+    run = subprocess.run([sys.executable, "-m", "bench.perf", "--tier", "tiny", "--dims", "384",
+                          "--clients", "1,2", "--queries", "30", "--duration", "0.3",
+                          "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    for key in ("tier", "dims", "data", "threshold", "methods", "sweeps", "index_builds",
+                "sizes", "machine", "postgres", "postgres_settings", "load", "window_jobs"):
+        assert key in result, key
+    names = [m["method"] for m in result["methods"] if "[ann path]" not in m["method"]]
+    assert names == ["exact", "plan (as written)", "ivfflat", "ivfflat halfvec", "hnsw",
+                     "hnsw halfvec", "keyword fallback"]
+    for m in result["methods"]:
+        assert m["single"]["p50_ms"] > 0 and m["single"]["p99_ms"] >= m["single"]["p50_ms"]
+        assert set(m["concurrency"]) == {"1", "2"}
+        assert all(c["qps"] > 0 for c in m["concurrency"].values())
+        if m["method"] != "keyword fallback":
+            assert 0 <= m["recall_at_10"] <= 1
+    assert result["methods"][0]["recall_at_10"] == 1.0
+    assert result["machine"]["loadavg_start"] and result["threshold"]["threshold"]
+    assert "canonical_jobs" in result["sizes"]
+    header = out.with_suffix(".csv").read_text().splitlines()[0]
+    assert "p50_ms" in header and "recall_at_10" in header and "qps_2" in header
+    assert "exact" in run.stdout and "keyword fallback" in run.stdout
+
+
+def test_window_estimate_and_when_match_jobs_should_walk_the_index(conn):
+    uniform(conn, 3000)  # posted today
+    rng = np.random.default_rng(1)
+    old = rng.standard_normal((3000, 384)).astype(np.float32)
+    load_jobs(conn, old / np.linalg.norm(old, axis=1, keepdims=True), np.full(3000, 200), 3001)
+    conn.execute("ANALYZE canonical_jobs")
+    start = conn.execute("SELECT (current_date - 60)::timestamptz").fetchone()[0]
+    rows = conn.execute("SELECT jobmatch_window_rows(%s)", [start]).fetchone()[0]
+    assert 2500 <= rows <= 3500
+    walk = "SELECT vector_index_walk(m, %s) FROM active_embedding_model() AS m"
+    assert conn.execute(walk, [start]).fetchone()[0]  # 3,000 > 800,000 / 384
+    conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 5000 WHERE is_active")
+    assert not conn.execute(walk, [start]).fetchone()[0]
