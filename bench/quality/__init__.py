@@ -1,0 +1,1 @@
+"""Matching-quality benchmark built from ESCO: `python -m bench.quality`."""
