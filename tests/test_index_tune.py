@@ -196,6 +196,9 @@ def test_drift_reports_missing_and_other_model_indexes(conn):
 
 
 def test_bench_perf_tiny_runs_end_to_end(dsn, tmp_path):
+    from bench.perf_data import ONET_DIR
+    if not (ONET_DIR / "Occupation Data.txt").exists():
+        pytest.skip(f"O*NET data not found at {ONET_DIR} (set JOBMATCH_ONET_DIR)")
     env = {**os.environ, "DATABASE_URL": dsn, "JOBMATCH_BENCH_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "result"
     run = subprocess.run([sys.executable, "-m", "bench.perf", "--tier", "tiny", "--dims", "384",
