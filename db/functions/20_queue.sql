@@ -188,7 +188,7 @@ BEGIN
         FROM ready AS r
         WHERE q.entity_type = r.entity_type AND q.entity_id = r.entity_id
         RETURNING q.entity_type, q.entity_id, q.attempts
-    ), texts AS (
+    ), texts AS MATERIALIZED (  -- computed once per row, not once per use
         SELECT l.entity_type, l.entity_id, l.attempts,
                CASE l.entity_type
                    WHEN 'job' THEN (SELECT job_profile_text(j) FROM canonical_jobs AS j
