@@ -331,6 +331,10 @@ $$;
 -- first; the worker retries it with the same vectors.
 ALTER FUNCTION complete_embeddings(text, text, text[], bigint[], uuid[], vector[])
 SET lock_timeout = '100ms';
+-- Its UPDATEs change vectors only: the UPDATE triggers (30_triggers.sql) skip
+-- their text comparison while it runs. Set on the function, it ends with it.
+ALTER FUNCTION complete_embeddings(text, text, text[], bigint[], uuid[], vector[])
+SET "jobmatch.writing_vectors" = 'on';
 
 -- A failed attempt: capped exponential backoff with jitter; after the
 -- attempt cap the row moves to embedding_dead_letter with its error.

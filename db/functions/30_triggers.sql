@@ -1,13 +1,18 @@
 -- Dirty tracking. Statement-level triggers with transition tables: a bulk
 -- load of 100k rows is one set-based enqueue and one NOTIFY, not 100k.
--- An UPDATE enqueues only rows whose profile text actually changed, so the
--- worker writing a vector back never re-enqueues its own row.
+-- An UPDATE enqueues only rows whose profile text actually changed. The
+-- worker's own write-back (complete_embeddings, which runs with
+-- jobmatch.writing_vectors = on) changes vectors only, so the comparison,
+-- two profile texts per written row, is skipped there.
 
 CREATE OR REPLACE FUNCTION canonical_jobs_enqueue_changed()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND current_setting('jobmatch.writing_vectors', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM enqueue_embeddings('job', ARRAY(SELECT n.id FROM new_rows AS n));
     ELSE
@@ -48,6 +53,9 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND current_setting('jobmatch.writing_vectors', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM enqueue_embeddings('user', ARRAY(SELECT n.user_id FROM new_rows AS n));
     ELSE
