@@ -41,7 +41,8 @@ DEFAULT_DIMS = {
 FALLBACK_DIMS = 1536
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192
-FAULT_KINDS = ("429", "500", "503", "timeout", "bad_json", "wrong_dim", "wrong_count", "nan", "zero", "401")
+FAULT_KINDS = ("429", "500", "503", "timeout", "bad_json", "bad_base64", "wrong_dim", "wrong_count",
+               "nan", "zero", "401")
 RANDOM_FAULT_KINDS = ("429", "500", "timeout", "bad_json")
 
 _TOKEN_RE = re.compile(r"[a-z0-9+#]+")
@@ -159,8 +160,11 @@ class FakeOpenAI:
         default_dims: Mapping[str, int] | None = None,
         reject_inputs_containing: str | None = None,
         echo_key_in_errors: bool = False,
+        always_float: bool = False,
     ):
         self.api_key = api_key
+        # Float lists whatever encoding_format asked for, as some compatible servers do.
+        self.always_float = always_float
         # Every error body quotes the API key the request was made with, in
         # full (worse than the real API, which masks it): for leak tests.
         self.echo_key_in_errors = echo_key_in_errors
@@ -301,7 +305,11 @@ class FakeOpenAI:
         elif kind == "nan":
             vectors[0] = vectors[0].copy()
             vectors[0][0] = np.nan
+        if self.always_float:
+            fmt = "float"
         data = [{"object": "embedding", "index": i, "embedding": self._encode(v, fmt)} for i, v in enumerate(vectors)]
+        if kind == "bad_base64":  # not base64, or not whole float32 values
+            data[0]["embedding"] = "not base64!" if fmt == "base64" else "AAAA"
         payload = json.dumps({"object": "list", "data": data, "model": model,
                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).encode()
         if kind == "bad_json":

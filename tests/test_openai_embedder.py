@@ -141,7 +141,7 @@ def test_timeout_retried(server):
     np.testing.assert_allclose(out.vectors, expected(its), atol=1e-6)
 
 
-BAD = ["bad_json", "wrong_dim", "wrong_count", "nan", "zero"]
+BAD = ["bad_json", "bad_base64", "wrong_dim", "wrong_count", "nan", "zero"]
 
 
 @pytest.mark.parametrize("kind", BAD)
@@ -208,3 +208,20 @@ def test_concurrency_matches_sequential(server):
 def test_empty_call(server):
     out = make(server).embed([])
     assert out.vectors.shape == (0, 1536) and out.requests == 0 and server.requests == []
+
+
+def test_vectors_come_as_base64_or_as_floats(server):
+    # base64 is asked for (cheap to decode); servers that send float lists anyway still work
+    its = items(3)
+    np.testing.assert_allclose(make(server).embed(its).vectors, expected(its), atol=1e-6)
+    assert server.requests[-1]["encoding_format"] == "base64"
+    with FakeOpenAI(api_key=KEY, always_float=True) as floats:
+        np.testing.assert_allclose(make(floats).embed(its).vectors, expected(its), atol=1e-6)
+
+
+def test_base64_that_is_not_float32_data_is_a_bad_payload():
+    with FakeOpenAI(api_key=KEY, always_float=True) as floats:  # "AAAA": 3 bytes
+        emb = make(floats, max_retries=1)
+        floats.fail_next("bad_base64", times=2)
+        with pytest.raises(EmbeddingError, match="not float32 data"):
+            emb.embed(items(2))

@@ -9,6 +9,8 @@ The API key never appears in a message, repr or log line."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import random
 import threading
@@ -38,6 +40,20 @@ class BadResponse(ProviderUnavailable, EmbeddingError):
     """The provider kept sending unusable payloads (wrong count or dimension,
     NaN, zero, bad JSON) after all retries. A provider fault, not one input's:
     the worker fails the batch and pauses instead of bisecting it."""
+
+
+def _decode(embedding):
+    """A base64 vector (little-endian float32) as an array; a list (from a
+    provider that ignores encoding_format) as it came."""
+    if not isinstance(embedding, str):
+        return embedding
+    try:
+        raw = base64.b64decode(embedding, validate=True)
+    except (binascii.Error, ValueError):
+        raise EmbeddingError("malformed vectors: invalid base64") from None
+    if len(raw) % 4:
+        raise EmbeddingError(f"malformed vectors: {len(raw)} bytes is not float32 data")
+    return np.frombuffer(raw, dtype="<f4")
 
 
 _encoder_lock = threading.Lock()
@@ -196,9 +212,13 @@ class OpenAIEmbedder:
         while True:
             bad_payload = False
             try:
-                resp = self._client.embeddings.create(model=self.name, input=texts, **extra)
+                # Asked for explicitly, base64 reaches us undecoded: one
+                # frombuffer per vector instead of 1,536 Python floats.
+                resp = self._client.embeddings.create(model=self.name, input=texts,
+                                                      encoding_format="base64", **extra)
                 data = sorted(resp.data, key=lambda d: d.index)
-                vectors = check_vectors([d.embedding for d in data], len(texts), self.dimensions)
+                vectors = check_vectors([_decode(d.embedding) for d in data], len(texts),
+                                        self.dimensions)
                 usage = resp.usage
                 tokens = (usage.total_tokens or usage.prompt_tokens) if usage is not None else 0
                 return vectors, tokens or sum(map(count_tokens, texts)), attempt + 1
