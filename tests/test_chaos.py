@@ -44,7 +44,8 @@ def test_postgres_restart_while_draining_loses_nothing(private_server, tmp_path)
     m = r.metrics
     assert m["reconnect_logs"] > 0 and len(m["recovered_after_s"]) == 1  # it noticed, came back
     assert m["distinct_texts"] == m["rows"] == 1500  # every text embedded...
-    assert m["resent"] <= m["batch"]  # ...and only the batch in flight twice
+    # ...and only the batches in flight twice: one being written, one being embedded
+    assert m["resent"] <= 2 * m["batch"]
     report(r)
 
 

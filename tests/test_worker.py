@@ -144,8 +144,12 @@ def test_progress_lines_while_draining(oconn, dsn, server):
     assert proc.returncode == 0, proc.stderr
     progress = [e for e in events(proc.stderr) if e["msg"] == "progress"]
     assert [p["rows_done"] for p in progress] == [5, 10, 15, 20]
-    assert [p["queue_left"] for p in progress] == [15, 10, 5, 0]
+    # rows_done counts embedded rows; the last batch's write-back may still be
+    # in flight (it overlaps the next batch), so its rows may still be queued
+    assert all(15 - i * 5 <= p["queue_left"] <= 20 - i * 5 for i, p in enumerate(progress))
     assert all(p["rows_per_s"] >= 0 for p in progress)
+    (drained,) = [e for e in events(proc.stderr) if e["msg"] == "drained"]
+    assert (drained["written"], drained["queue_left"]) == (20, 0)
     assert KEY not in proc.stderr
 
 

@@ -130,7 +130,7 @@ def test_lost_database_connections_are_reopened(oconn, dsn, server, workers):
     w = workers(dsn, server, "--worker-id", "reconnect-test")
     sessions = ("SELECT count(*) FROM pg_stat_activity"
                 " WHERE application_name = 'jobmatch-worker reconnect-test'")
-    wait_for(lambda: oconn.execute(sessions).fetchone()[0] == 2, what="the worker's sessions")
+    wait_for(lambda: oconn.execute(sessions).fetchone()[0] == 3, what="the worker's sessions")
     oconn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                   " WHERE application_name = 'jobmatch-worker reconnect-test'")
     ids = jobs(oconn, n=2)
@@ -158,3 +158,24 @@ def test_refresh_leaves_dead_letters_alone(oconn, dsn, server):
     assert [d[0] for d in dead_letters(oconn)] == [bad]
     assert run_worker(dsn, server, "--once").returncode == 0  # refreshes at start
     assert server.faults.count("reject") == 1  # not sent again until someone requeues it
+
+
+def test_refused_write_back_is_charged_to_its_own_batch(oconn, dsn, server):
+    # Write-backs overlap the next batch's embedding: a write the database
+    # refuses must count against the batch it belongs to, not the next one.
+    ids = jobs(oconn, n=5)
+    oconn.execute("""
+        CREATE FUNCTION refuse_vector() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'no vector for %', NEW.title USING ERRCODE = 'check_violation';
+        END $$;
+        CREATE TRIGGER refuse_vector BEFORE UPDATE OF job_embedding ON canonical_jobs
+        FOR EACH ROW WHEN (NEW.title = 'Welder 2' AND NEW.job_embedding IS NOT NULL)
+        EXECUTE FUNCTION refuse_vector()""")
+    fast_retries(oconn, max_attempts=1)
+    proc = run_worker(dsn, server, "--once", "--batch-size", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert [(i, a, e.startswith("database: ") and "Welder 2" in e)
+            for i, a, e in dead_letters(oconn)] == [(ids[2], 1, True)]
+    assert_embedded(oconn, [("job", i) for i in ids if i != ids[2]])
+    assert pending(oconn) == 0

@@ -1,6 +1,8 @@
 """The simplest correct consumer: claim, embed, complete, until the queue
 has nothing ready. The demo uses drain(); `jobmatch worker` (runner.py)
-runs process_batch in its own loop (signals, budget, progress, NOTIFY)."""
+runs embed_batch and write_back in its own loop (signals, budget, progress,
+NOTIFY), with the write-back of one batch overlapping the next batch's
+embedding."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import psycopg
 
 from . import queue
@@ -33,14 +36,20 @@ class DrainStats:
     tokens: int = 0
 
 
-def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
-                  batch: list[queue.Claimed], stats: DrainStats) -> None:
-    """Embeds one claimed batch outside any transaction, then writes back.
-    A rejected batch is bisected, so one bad row fails alone (backoff, then
-    dead letter) and the rest of its batch completes. ProviderUnavailable
-    (incl. BadResponse) and ProviderAuthError propagate: the provider, not a
-    row, is at fault and the caller decides. A failure in the database write
-    propagates too, and the leases expire for another try."""
+@dataclass
+class ReadyToWrite:
+    """Vectors for claimed rows, paid for and ready to be written back."""
+    batch: list[queue.Claimed]
+    vectors: np.ndarray
+
+
+def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
+                batch: list[queue.Claimed], stats: DrainStats) -> list[ReadyToWrite]:
+    """Embeds one claimed batch outside any transaction. A rejected batch is
+    bisected, so one bad row fails alone (backoff, then dead letter) and the
+    rest of its batch is returned. ProviderUnavailable (incl. BadResponse)
+    and ProviderAuthError propagate: the provider, not a row, is at fault and
+    the caller decides."""
     # Identical texts (reposted jobs, seekers with default profiles) are paid for once.
     unique = list(dict.fromkeys((c.entity_type, c.text) for c in batch))
     try:
@@ -51,21 +60,34 @@ def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
         if len(unique) > 1:
             mid = len(batch) // 2
             log.info("embedding rejected for %d rows, bisecting: %s", len(batch), exc)
-            process_batch(conn, embedder, worker_id, batch[:mid], stats)
-            process_batch(conn, embedder, worker_id, batch[mid:], stats)
-            return
+            return (embed_batch(conn, embedder, worker_id, batch[:mid], stats)
+                    + embed_batch(conn, embedder, worker_id, batch[mid:], stats))
         stats.failed += len(batch)  # one text, maybe several rows
         stats.dead_lettered += queue.fail(conn, worker_id, batch, f"{type(exc).__name__}: {exc}")
         log.warning("embedding failed for %s %s: %s", batch[0].entity_type,
                     ", ".join(str(c.entity_id) for c in batch), exc)
-        return
+        return []
     stats.requests += result.requests
     stats.tokens += result.tokens
-    # Spend is recorded first: it was incurred even if the write-back fails.
+    # Spend is recorded at once: it was incurred even if the write-back fails.
     queue.record_usage(conn, embedder.model, result.requests, len(unique), result.tokens)
     row_of = {key: i for i, key in enumerate(unique)}
-    vectors = result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]]
-    stats.written += _complete(conn, worker_id, embedder.model, batch, vectors)
+    return [ReadyToWrite(batch, result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]])]
+
+
+def write_back(conn: psycopg.Connection, worker_id: str, model: str, parts: list[ReadyToWrite],
+               stats: DrainStats) -> None:
+    """Stores the vectors whose text is still current. A failure in the
+    database propagates, and the leases expire for another try."""
+    for part in parts:
+        stats.written += _complete(conn, worker_id, model, part.batch, part.vectors)
+
+
+def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
+                  batch: list[queue.Claimed], stats: DrainStats) -> None:
+    """Embeds one claimed batch, then writes it back on the same connection."""
+    write_back(conn, worker_id, embedder.model,
+               embed_batch(conn, embedder, worker_id, batch, stats), stats)
 
 
 def _complete(conn, worker_id, model, batch, vectors) -> int:

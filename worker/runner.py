@@ -2,7 +2,9 @@
 
 One loop: now and then queue stale rows (refresh); drain what is ready
 (claim -> embed outside any transaction -> complete); then sleep until a
-NOTIFY, the poll timeout or a stop, whichever comes first. The SQL queue API
+NOTIFY, the poll timeout or a stop, whichever comes first. One batch's
+write-back runs on its own connection while the next batch is claimed and
+embedded: the database and the provider work at the same time. The SQL queue API
 does the hard parts (SKIP LOCKED leases, stale-write protection, backoff,
 dead letters); this module decides when to call it and what to do when the
 provider misbehaves.
@@ -26,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -130,6 +133,8 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.conn: psycopg.Connection | None = None  # the queue API calls
         self.listen: psycopg.Connection | None = None  # LISTEN only, always idle
+        self.write: psycopg.Connection | None = None  # write-backs, in the writer thread
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="jobmatch-write-back")
         from .drain import DrainStats
 
         self.stats = DrainStats()
@@ -165,18 +170,20 @@ class Worker:
               dead_lettered=self.stats.dead_lettered, requests=self.stats.requests,
               tokens=self.stats.tokens)
         self._close()
+        self._writer.shutdown()
 
     def _close(self) -> None:
-        for c in (self.conn, self.listen):
+        for c in (self.conn, self.listen, self.write):
             if c is not None:
                 c.close()
-        self.conn = self.listen = None
+        self.conn = self.listen = self.write = None
 
     def _connect(self) -> None:
         for attempt in itertools.count():
             try:
                 opts = dict(CONNECT_OPTIONS, application_name=f"jobmatch-worker {self.id}"[:63])
                 self.conn = db.connect(self.dsn, autocommit=True, **opts)
+                self.write = db.connect(self.dsn, autocommit=True, **opts)
                 self.listen = psycopg.connect(self.dsn, autocommit=True, **opts)
                 self.listen.execute(f"LISTEN {queue.CHANNEL}")
                 return
@@ -282,38 +289,53 @@ class Worker:
         return reached
 
     def _drain(self) -> None:
-        """Batches until nothing is ready, a stop, or the budget is spent."""
+        """Batches until nothing is ready, a stop, or the budget is spent.
+        At most one write-back is in flight, and every exit waits for it."""
         started = last = time.monotonic()
         first = done = self.stats.claimed
-        while not self.stop.is_set and not self._budget_reached():
-            batch = queue.claim(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
-            if not batch:
-                break
-            self._process(batch)
-            now = time.monotonic()
-            if now - last >= self.s.progress_interval:
-                event(log, "progress", rows_done=self.stats.claimed,
-                      rows_per_s=round((self.stats.claimed - done) / max(now - last, 1e-6), 1),
-                      queue_left=queue.pending(self.conn))
-                last, done = now, self.stats.claimed
+        writing = None
+        try:
+            while not self.stop.is_set and not self._budget_reached():
+                batch = queue.claim(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
+                if not batch:
+                    break
+                ready = self._embed(batch)
+                previous, writing = writing, None
+                self._finish(previous)
+                if ready:
+                    writing = (batch, self._writer.submit(self._write_back, ready))
+                now = time.monotonic()
+                if now - last >= self.s.progress_interval:
+                    event(log, "progress", rows_done=self.stats.claimed,
+                          rows_per_s=round((self.stats.claimed - done) / max(now - last, 1e-6), 1),
+                          queue_left=queue.pending(self.conn))
+                    last, done = now, self.stats.claimed
+        except BaseException:
+            self._finish(writing, quiet=True)  # the first error is the one to report
+            raise
+        self._finish(writing)
         if self.stats.claimed > first:
             event(log, "drained", rows=self.stats.claimed - first,
                   seconds=round(time.monotonic() - started, 2), written=self.stats.written,
                   failed=self.stats.failed, queue_left=queue.pending(self.conn))
 
-    def _process(self, batch: list[queue.Claimed]) -> None:
-        from .drain import process_batch
+    def _embed(self, batch: list[queue.Claimed]) -> list:
+        """The batch's vectors (drain.embed_batch), or [] when the provider
+        failed it: released on a stop, failed (an attempt counted) when the
+        provider is unavailable."""
+        from .drain import embed_batch
         from .openai_embedder import ProviderAuthError, ProviderUnavailable
 
         self.stats.claimed += len(batch)
         self.stats.batches += 1
         try:
-            process_batch(self.conn, self.embedder, self.id, batch, self.stats)
+            ready = embed_batch(self.conn, self.embedder, self.id, batch, self.stats)
             self._down = 0
+            return ready
         except Stopping:
             queue.release(self.conn, self.id, batch)  # no attempt counted
         except ProviderAuthError as exc:
-            queue.release(self.conn, self.id)
+            queue.release(self.conn, self.id, batch)  # the rest on shutdown
             raise WorkerExit(EXIT_AUTH, f"{exc}; stopping, because retrying cannot help: "
                              "fix the key and restart the worker") from None
         except ProviderUnavailable as exc:  # incl. BadResponse
@@ -327,20 +349,43 @@ class Worker:
             event(log, "provider unavailable, pausing", logging.WARNING, error=str(exc),
                   rows=len(batch), pause_s=round(pause, 1))
             self.stop.wait(pause)
+        return []
+
+    def _write_back(self, ready: list) -> None:  # in the writer thread
+        from .drain import write_back
+
+        write_back(self.write, self.id, self.embedder.model, ready, self.stats)
+
+    def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
+                quiet: bool = False) -> None:
+        """Waits for a write-back and handles its failure. quiet: another
+        error is already on its way out; this one is only logged."""
+        if writing is None:
+            return
+        batch, future = writing
+        try:
+            future.result()
         except psycopg.errors.InvalidParameterValue:
             # complete_embeddings refuses vectors of a model that is no longer active
+            if quiet:
+                return
             queue.release(self.conn, self.id, batch)
             self._check_model()
             raise
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            if quiet:
+                event(log, "write-back lost", logging.WARNING, error=str(exc), rows=len(batch))
+                return
             raise
         except psycopg.Error as exc:
             # The write was refused for this batch: count an attempt, so a
             # poison batch ends in dead letters instead of a crash loop.
+            event(log, "write-back failed", logging.ERROR, error=str(exc), rows=len(batch))
+            if quiet:
+                return
             self.stats.failed += len(batch)
             self.stats.dead_lettered += queue.fail(self.conn, self.id, batch,
                                                    f"database: {exc}")
-            event(log, "write-back failed", logging.ERROR, error=str(exc), rows=len(batch))
 
 
 # command line -----------------------------------------------------------------------
