@@ -1,6 +1,6 @@
 """Worker, write-path, freshness and memory benchmarks (GitHub issue 4), one command:
 
-    python -m bench.worker_bench [--rows N] [--quick] [--profile] [--prototypes] [--out PATH]
+    python -m bench.worker_bench [--rows N] [--quick] [--profile] [--out PATH]
 
 Runs on a dedicated embedded PostgreSQL 18 + pgvector (its own data directory,
 JOBMATCH_BENCH_WORKER_PGDATA, default /var/tmp/jobmatch-bench-worker/pgdata as
@@ -34,11 +34,6 @@ Sections, in this order:
               this process (the fake provider), and the worker's peak RSS (VmHWM).
   profile     (--profile) py-spy on one more zero-latency run: the main thread's
               wall time by phase and the busiest functions.
-  prototypes  (--prototypes) before/after numbers of the proposed fixes, on the
-              bench database only: SQL patches to claim_embedding_batch,
-              complete_embeddings and the UPDATE triggers (applied as text patches
-              of db/functions, undone by re-applying the files), and a pipelined
-              drain loop / base64 decoding in a subprocess (--internal-drain).
   memory      the worker's peak RSS per run; table, TOAST and index sizes.
   freshness   a long-running `jobmatch worker` (LISTEN/NOTIFY, --poll-interval 5):
               time from a seeker's preference UPDATE until the vector of the new
@@ -1093,131 +1088,6 @@ def section_profile(bdb: BenchDb, conn, args, results: dict) -> None:
     log("  main thread: " + ", ".join(f"{k} {v / total_main:.0%}" for k, v in phases.most_common()))
 
 
-# ------------------------------------------------------------------ prototypes of fixes
-
-# Proposed changes to db/functions, applied as text patches to a copy of the
-# files' SQL on the bench database only (and undone by re-applying the files).
-# Each anchor must match exactly once, so a changed file fails loudly.
-JOB_UPDATE_OLD = """    ), jobs AS (
-        UPDATE canonical_jobs AS j
-        SET job_embedding = i.embedding,
-            job_embedding_text = job_profile_text(j),
-            job_embedding_hash = i.text_hash,
-            job_embedding_model = p_model,
-            job_embedding_updated_at = now(),
-            embedding_version = v_version
-        FROM input AS i
-        WHERE i.entity_type = 'job' AND j.id = i.entity_id
-          AND jobmatch_text_hash(job_profile_text(j)) = i.text_hash
-"""
-JOB_UPDATE_NEW = """    ), job_texts AS MATERIALIZED (
-        -- the current text, computed once per row; FOR UPDATE: it cannot change
-        -- before the UPDATE below (and is read from the newest row version)
-        SELECT j.id, job_profile_text(j) AS profile_text
-        FROM canonical_jobs AS j
-        INNER JOIN input AS i ON i.entity_type = 'job' AND j.id = i.entity_id
-        FOR UPDATE OF j
-    ), jobs AS (
-        UPDATE canonical_jobs AS j
-        SET job_embedding = i.embedding,
-            job_embedding_text = t.profile_text,
-            job_embedding_hash = i.text_hash,
-            job_embedding_model = p_model,
-            job_embedding_updated_at = now(),
-            embedding_version = v_version
-        FROM input AS i, job_texts AS t
-        WHERE i.entity_type = 'job' AND j.id = i.entity_id AND t.id = j.id
-          AND jobmatch_text_hash(t.profile_text) = i.text_hash
-"""
-SKIP_TRIGGER = ("    IF TG_OP = 'UPDATE' AND current_setting('jobmatch.writing_vectors', true) = 'on' THEN\n"
-                "        RETURN NULL;  -- complete_embeddings changes vectors only, never a text\n"
-                "    END IF;\n")
-SQL_FIXES = {
-    # claim_embedding_batch: `texts` is referenced three times (filter, output,
-    # hash) and inlined, so each row's job_profile_text ran three times.
-    "claim_materialized": [("20_queue.sql", "), texts AS (", "), texts AS MATERIALIZED (")],
-    # the statement-level UPDATE trigger computed job_profile_text of the old and
-    # the new row for every vector written back, to find no change
-    "trigger_skips_write_back": [
-        ("30_triggers.sql", "BEGIN\n    IF TG_OP = 'INSERT' THEN\n        PERFORM enqueue_embeddings('job'",
-         "BEGIN\n" + SKIP_TRIGGER + "    IF TG_OP = 'INSERT' THEN\n        PERFORM enqueue_embeddings('job'"),
-        ("30_triggers.sql", "BEGIN\n    IF TG_OP = 'INSERT' THEN\n        PERFORM enqueue_embeddings('user'",
-         "BEGIN\n" + SKIP_TRIGGER + "    IF TG_OP = 'INSERT' THEN\n        PERFORM enqueue_embeddings('user'"),
-        ("20_queue.sql", "    CREATE TEMP TABLE IF NOT EXISTS pg_temp.embedding_results (",
-         "    PERFORM set_config('jobmatch.writing_vectors', 'on', true);\n"
-         "    CREATE TEMP TABLE IF NOT EXISTS pg_temp.embedding_results ("),
-        ("20_queue.sql", "    SELECT count(*) FILTER (WHERE written) INTO v_written",
-         "    PERFORM set_config('jobmatch.writing_vectors', 'off', true);\n"
-         "    SELECT count(*) FILTER (WHERE written) INTO v_written")],
-    # complete_embeddings computed job_profile_text twice per row (hash check, SET)
-    "complete_text_once": [("20_queue.sql", JOB_UPDATE_OLD, JOB_UPDATE_NEW)],
-}
-
-
-def apply_sql_fixes(conn, names: list[str]) -> None:
-    from worker.migrate import functions_dir
-
-    files = {f: (functions_dir() / f).read_text() for f in ("20_queue.sql", "30_triggers.sql")}
-    for name in names:
-        for fname, old, new in SQL_FIXES[name]:
-            if files[fname].count(old) != 1:
-                raise RuntimeError(f"prototype {name}: anchor not found once in {fname}")
-            files[fname] = files[fname].replace(old, new)
-    with conn.transaction():
-        for text in files.values():
-            conn.execute(text)
-
-
-def restore_sql(conn) -> None:
-    apply_functions(conn)
-
-
-def section_prototypes(bdb: BenchDb, conn, args, results: dict) -> None:
-    """Before/after numbers for the proposed fixes, zero-latency provider, --rows rows."""
-    out = results.setdefault("prototypes", {"sql": [], "worker": []})
-    n = args.proto_rows
-    startup = results.get("worker", {}).get("startup", {}).get("worker_cpu_s")
-    steps = [("as is", []), ("+ claim_materialized", ["claim_materialized"]),
-             ("+ trigger_skips_write_back", ["claim_materialized", "trigger_skips_write_back"]),
-             ("+ complete_text_once", list(SQL_FIXES))]
-    with FakeOpenAI(api_key=API_KEY, latency=0.0) as provider:
-        try:
-            for label, fixes in [step for _ in range(args.proto_repeats) for step in steps]:
-                restore_sql(conn)
-                if fixes:
-                    apply_sql_fixes(conn, fixes)
-                queued = load_jobs(conn, n)
-                log(f"prototype (SQL) {label}: jobmatch worker --once, defaults, {n} rows")
-                res = run_workers(bdb, conn, provider, [], queued=queued, timeout=args.timeout,
-                                  startup_cpu_s=startup)
-                res.update(name=label, fixes=fixes)
-                log(f"  {res['vectors_per_s']} vectors/s, db cpu {res.get('db_cpu_ms_per_vector')} ms/vector"
-                    f" (load {res['loadavg_after'][0]})")
-                out["sql"].append(res)
-            out["sql_summary"] = summarise(out["sql"], lambda x: x["name"])
-            # worker-side: the same drain loop serial vs pipelined, in a subprocess
-            for fixes in [f for _ in range(args.proto_repeats) for f in ([], list(SQL_FIXES))]:
-                restore_sql(conn)
-                if fixes:
-                    apply_sql_fixes(conn, fixes)
-                for latency in ((0.0, args.latency) if not fixes else (0.0,)):
-                    with FakeOpenAI(api_key=API_KEY, latency=latency) as prov:
-                        for mode in ("serial", "pipelined", "pipelined+base64"):
-                            queued = load_jobs(conn, n)
-                            log(f"prototype (worker) {mode}, provider {latency * 1000:.0f} ms,"
-                                f" SQL {'fixed' if fixes else 'as is'}, {n} rows")
-                            res = run_internal_drain(bdb, conn, prov, mode, queued, args)
-                            res.update(mode=mode, provider_latency_s=latency, sql_fixes=bool(fixes))
-                            log(f"  {res['vectors_per_s']} vectors/s, worker cpu"
-                                f" {res.get('worker_cpu_ms_per_vector')} ms/vector, db cpu"
-                                f" {res.get('db_cpu_ms_per_vector')} ms/vector (load {res['loadavg_after'][0]})")
-                            out["worker"].append(res)
-            out["worker_summary"] = summarise(out["worker"], lambda x: (
-                f"{x['mode']}, {x['provider_latency_s'] * 1000:.0f} ms, SQL {'fixed' if x['sql_fixes'] else 'as is'}"))
-        finally:
-            restore_sql(conn)
-
-
 def summarise(runs: list[dict], key, extra=()) -> list[dict]:
     """Per configuration: the median of the repeats (vectors/s and CPU per vector)."""
     groups: dict[str, list[dict]] = {}
@@ -1239,104 +1109,6 @@ def summarise(runs: list[dict], key, extra=()) -> list[dict]:
     return out
 
 
-def run_internal_drain(bdb: BenchDb, conn, provider: FakeOpenAI, mode: str, queued: int, args) -> dict:
-    meter = ServerCpu(conn)
-    env = worker_env(bdb.url, provider)
-    la0, db0, me0 = loadavg(), meter.total(), time.process_time()
-    t0 = time.perf_counter()
-    proc = Proc([sys.executable, "-m", "bench.worker_bench", "--internal-drain", mode], env)
-    proc.wait(args.timeout)
-    wall = time.perf_counter() - t0
-    db1, me1 = meter.total(), time.process_time()
-    text = proc.stderr()
-    if proc.returncode != 0:
-        raise RuntimeError(f"internal drain exited {proc.returncode}:\n{text[-3000:]}")
-    res = [e for e in parse_events(text) if e.get("msg") == "internal drain"][-1]
-    u = proc.usage()
-    written = res["written"]
-    out = {"rows_queued": queued, "rows_written": written, "rows_embedded_in_db": embedded_count(conn),
-           "drain_s": res["seconds"], "wall_s": r(wall),
-           "vectors_per_s": r(written / res["seconds"], 1) if res["seconds"] else None,
-           "worker_cpu_drain_s": res["cpu_s"], "worker_peak_rss_mb": u["worker_peak_rss_mb"],
-           "db_cpu_s": r(db1 - db0) if db0 is not None and db1 is not None else None,
-           "loadavg_before": la0, "loadavg_after": loadavg()}
-    if written:
-        out["worker_cpu_ms_per_vector"] = r(res["cpu_s"] / written * 1000, 3)
-        out["provider_cpu_ms_per_vector"] = r((me1 - me0) / written * 1000, 3)
-        if out["db_cpu_s"] is not None:
-            out["db_cpu_ms_per_vector"] = r(out["db_cpu_s"] / written * 1000, 3)
-            if mode == "serial":
-                out["serial_cpu_bound_vectors_per_s"] = r(1000 / (
-                    out["worker_cpu_ms_per_vector"] + out["db_cpu_ms_per_vector"]
-                    + out["provider_cpu_ms_per_vector"]), 0)
-    return out
-
-
-def internal_drain(mode: str) -> int:
-    """`--internal-drain MODE`: the worker's claim -> embed -> complete loop with
-    the worker's defaults (batch 400, request size 100, concurrency 4):
-      serial            drain.process_batch, one batch after another (what
-                        `jobmatch worker` does today);
-      pipelined         the write-back of batch k (record_usage + complete) runs
-                        on a second connection in a writer thread while batch k+1
-                        is claimed and embedded; at most one write-back in flight;
-      pipelined+base64  and the embedder asks for base64 explicitly and decodes
-                        it with np.frombuffer (the openai client's default path
-                        turns every vector into a list of 1536 floats first).
-    Prints one JSON line: written, seconds (draining), cpu_s (this process)."""
-    import base64
-    from concurrent.futures import ThreadPoolExecutor
-
-    from worker import queue
-    from worker.drain import DrainStats, process_batch
-    from worker.embedders import Item
-    from worker.openai_embedder import OpenAIEmbedder
-
-    url = os.environ["DATABASE_URL"]
-    embedder = OpenAIEmbedder(model=MODEL, dimensions=DIMS, max_inputs_per_request=100, concurrency=4)
-    if mode.endswith("+base64"):
-        create = embedder._client.embeddings.create
-
-        def create_b64(**kw):
-            resp = create(encoding_format="base64", **kw)
-            for d in resp.data:
-                if isinstance(d.embedding, str):
-                    d.embedding = np.frombuffer(base64.b64decode(d.embedding), dtype="<f4")
-            return resp
-
-        embedder._client.embeddings.create = create_b64
-    wid = f"proto-{os.getpid()}"
-    stats = DrainStats()
-    with jm_db.connect(url, autocommit=True) as conn, jm_db.connect(url, autocommit=True) as wconn:
-        embedder.embed([Item("job", "warm up the connection pool")])
-        c0, t0 = time.process_time(), time.perf_counter()
-        if mode == "serial":
-            while batch := queue.claim(conn, wid, 400, 300.0):
-                process_batch(conn, embedder, wid, batch, stats)
-        else:
-            def write(batch, vectors, result, n_unique):
-                queue.record_usage(wconn, embedder.model, result.requests, n_unique, result.tokens)
-                return queue.complete(wconn, wid, embedder.model, batch, vectors)
-
-            with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
-                pending = None
-                while batch := queue.claim(conn, wid, 400, 300.0):
-                    unique = list(dict.fromkeys((c.entity_type, c.text) for c in batch))
-                    result = embedder.embed([Item(k, t) for k, t in unique])
-                    row_of = {key: i for i, key in enumerate(unique)}
-                    vectors = result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]]
-                    if pending is not None:
-                        stats.written += pending.result()
-                    pending = writer.submit(write, batch, vectors, result, len(unique))
-                if pending is not None:
-                    stats.written += pending.result()
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    embedder.close()
-    print(json.dumps({"msg": "internal drain", "mode": mode, "written": stats.written,
-                      "seconds": round(seconds, 3), "cpu_s": round(cpu, 3)}), file=sys.stderr)
-    return 0
-
-
 # ------------------------------------------------------------------ goals, table, files
 
 def evaluate(results: dict) -> dict:
@@ -1356,8 +1128,9 @@ def evaluate(results: dict) -> dict:
     summary = w.get("latency_sweep_summary", [])
     sweep = [x for x in summary if x["request_size"] == min((y["request_size"] for y in summary), default=0)]
     if sweep and zero:
-        # The worker runs claim -> embed -> complete one after another, so a batch of
-        # B rows in `waves` rounds of requests takes about waves x L + B / R0, where R0
+        # A batch's claim and requests take turns (only the write-back overlaps the
+        # next batch), so a batch of B rows in `waves` rounds of requests takes
+        # about waves x L + B / R0 (an upper bound), where R0
         # is the zero-latency (database-bound) rate of the defaults. "The database is
         # the limit" once the database's share of that time, (B / R0) / (waves x L +
         # B / R0), is at least 75%; below that each step up in concurrency must add
@@ -1449,18 +1222,6 @@ def table(results: dict) -> str:
             add(f"{t:36s} {v['rows']:7d} {v['heap_bytes'] / 2**20:8.1f} {v['toast_bytes'] / 2**20:9.1f}"
                 f" {sum(v['indexes_bytes'].values()) / 2**20:9.1f} {v['total_bytes'] / 2**20:9.1f}"
                 f" {v['bytes_per_row'] or 0:7d}")
-    proto = results.get("prototypes")
-    if proto:
-        add("")
-        add(f"{'prototype (zero latency unless said), median of repeats':58s} {'vec/s':>8s} {'worker':>7s} {'db':>7s}  {'vec/s each run'}")
-        for x in proto.get("sql_summary", []):
-            name = f"jobmatch worker, SQL {x['name']}"
-            add(f"{name[:58]:58s} {x.get('vectors_per_s') or 0:8.0f} {x.get('worker_cpu_ms_per_vector_net') or 0:7.3f}"
-                f" {x.get('db_cpu_ms_per_vector') or 0:7.3f}  {x.get('vectors_per_s_all')}")
-        for x in proto.get("worker_summary", []):
-            name = f"drain loop {x['name']}"
-            add(f"{name[:58]:58s} {x.get('vectors_per_s') or 0:8.0f} {x.get('worker_cpu_ms_per_vector') or 0:7.3f}"
-                f" {x.get('db_cpu_ms_per_vector') or 0:7.3f}  {x.get('vectors_per_s_all')}")
     goals = results.get("goals", {})
     if goals:
         add("")
@@ -1528,9 +1289,6 @@ def parse_args(argv=None):
     p.add_argument("--sections", default="worker,freshness,write_path",
                    help="comma list of worker, freshness, write_path")
     p.add_argument("--profile", action="store_true", help="also py-spy one zero-latency run")
-    p.add_argument("--prototypes", action="store_true",
-                   help="also measure the proposed SQL and worker fixes (on the bench database only)")
-    p.add_argument("--internal-drain", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help="output path without extension"
                    " (default bench/results/worker-YYYYMMDD-HHMMSS)")
     p.add_argument("--reset", action="store_true",
@@ -1562,8 +1320,6 @@ def parse_args(argv=None):
                               ("two workers", [], 2, False),
                               ("defaults", [], 1, False),
                               ("defaults + ivfflat index", [], 1, True)]
-    args.proto_rows = min(args.rows, 300 if q else 10_000)
-    args.proto_repeats = 1 if q else 2
     args.fresh_jobs = min(args.rows, 300 if q else 5_000)
     args.fresh_seekers = max(args.fresh_updates, 20 if q else 200)
     args.fresh_latencies = [0.0] if q else [0.0, args.latency]
@@ -1575,8 +1331,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.internal_drain:
-        return internal_drain(args.internal_drain)
     logging.getLogger("bench.plan").disabled = True
     started = dt.datetime.now(dt.timezone.utc)
     stamp = started.strftime("%Y%m%d-%H%M%S")
@@ -1606,8 +1360,6 @@ def main(argv=None) -> int:
                 section_worker(bdb, conn, cache, args, results)
             if args.profile:
                 section_profile(bdb, conn, args, results)
-            if args.prototypes:
-                section_prototypes(bdb, conn, args, results)
             if "freshness" in args.sections:
                 section_freshness(bdb, conn, cache, args, results)
             if "write_path" in args.sections:
