@@ -22,10 +22,12 @@ exact answer with the same window and threshold):
              match_jobs with that index; the knob (probes / ef_search) is the
              cheapest that reaches the recall target on a tuning sample, found by
              the same sweep `jobmatch index tune` runs (the sweep is reported too)
+  ... [ann path]    when the planner scanned exactly although the index was there:
+             match_jobs again walking the index (enable_sort = off)
   keyword    match_jobs for seekers without a vector (full-text fallback)
 
 The worker (vectors written per second) and write-path/freshness benchmarks
-live elsewhere; see bench/README.md ("Worker" and "Write path")."""
+live elsewhere: bench/worker_bench.py, bench/WORKER_RESULTS.md."""
 
 from __future__ import annotations
 
@@ -495,10 +497,10 @@ def main(argv=None) -> int:
                     warm, admin, index_name=built["name"], extra=extra)
                 result["methods"].append(row)
                 if row["path"] == "exact" and not a.no_forced_ann:
-                    # The planner preferred an exact scan (it does not cost the
-                    # detoasting and the distance per row): what match_jobs does
-                    # when it walks the index anyway (enable_sort = off, as the
-                    # proposed change in bench/README.md does for big windows).
+                    # The planner scanned exactly (a window below
+                    # exact_scan_max_rows, or a match_jobs without the walk):
+                    # what match_jobs does when it walks the index anyway
+                    # (enable_sort = off, as it does past exact_scan_max_rows).
                     row, _ = measure_method(
                         url, f"{label} [ann path]", "match", ["SET enable_sort = off"], uids,
                         limit, threshold, clients, duration, exact, k, warm, admin,

@@ -43,7 +43,7 @@ COMMON_SETTINGS = {
     "max_parallel_maintenance_workers": "1",  # 2 cores: leader + 1 worker per build
     "jit": "off",                          # OLTP: JIT compile costs more than it saves
     "random_page_cost": "1.1",             # SSD
-    "max_wal_size": "8GB",                 # bulk loads without checkpoint storms
+    "max_wal_size": "4GB",                 # bulk loads without checkpoint storms
     "checkpoint_timeout": "30min",
     "work_mem": "16MB",
 }

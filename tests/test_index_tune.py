@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import MODEL
-from worker.index_tune import TuneError, format_result, tune
+from worker.index_tune import Point, TuneError, format_result, recommend, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,3 +240,13 @@ def test_window_estimate_and_when_match_jobs_should_walk_the_index(conn):
     assert conn.execute(walk, [start]).fetchone()[0]  # 3,000 > 800,000 / 384
     conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 5000 WHERE is_active")
     assert not conn.execute(walk, [start]).fetchone()[0]
+
+
+def test_recommend_prefers_the_smaller_setting_among_near_equal_latencies():
+    # Timing noise must not pick ef_search 120 over 40 for a 7% faster sample:
+    # a smaller setting does less work under load.
+    points = [Point(10, 0.90, 1.0, 2, 1), Point(40, 0.96, 4.3, 8, 4),
+              Point(120, 0.97, 4.0, 8, 4), Point(200, 0.99, 9.0, 20, 9)]
+    assert recommend(points, 0.95).setting == 40
+    assert recommend(points, 0.98).setting == 200
+    assert recommend(points, 0.995) is None

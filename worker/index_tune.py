@@ -347,12 +347,12 @@ def sweep(conn, entity: str, model: dict, method: str, halfvec: bool, grid: list
 
 def recommend(points: list[Point], target: float) -> Point | None:
     """The cheapest (lowest p50) point that meets the target; among points
-    within 5% of that latency the smaller setting (less work under load)."""
+    within 10% of that latency the smaller setting (less work under load)."""
     ok = [p for p in points if p.recall >= target]
     if not ok:
         return None
     best = min(p.p50_ms for p in ok)
-    close = [p for p in ok if p.p50_ms <= best * 1.05]
+    close = [p for p in ok if p.p50_ms <= best * 1.10]
     return min(close, key=lambda p: (p.lists is not None and p.candidate, p.setting))
 
 
