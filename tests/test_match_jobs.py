@@ -1,5 +1,7 @@
 """match_jobs(user_id, limit): the bot's one question."""
 
+import re
+
 import numpy as np
 import psycopg
 import pytest
@@ -382,3 +384,156 @@ def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
         assert [r["job_id"] for r in match(conn, 1)] == exact_answer
         assert conn.execute("SHOW enable_sort").fetchone() == ("on",)
     assert index_scans(conn) > before
+
+
+# ---------------------------------------------------------------- keyword fallback
+
+def dated_job(conn, days_ago: float, **fields) -> int:
+    jid = job(conn, **fields)
+    conn.execute("UPDATE canonical_jobs SET posted_date = now() - make_interval(secs => %s)"
+                 " WHERE id = %s", [days_ago * 86400, jid])
+    return jid
+
+
+def test_keyword_fallback_ranks_only_the_newest_candidates(conn):
+    """With more matching jobs than keyword_candidates, the answer comes from
+    the newest of them, ranked by how many of the seeker's words they share."""
+    user(conn, 9, technical_skills=["Python", "PostgreSQL", "Docker"])
+    one_word = [dated_job(conn, d, title=f"Engineer {d}", ai_required_skills=["Python"])
+                for d in (1, 2, 4, 5)]
+    two_words = dated_job(conn, 3, title="Engineer", ai_required_skills=["Python", "Docker"])
+    best_but_old = dated_job(conn, 10, title="Engineer",
+                             ai_required_skills=["Python", "PostgreSQL", "Docker"])
+    dated_job(conn, 1.5, title="Nurse", ai_required_skills=["Patient care"])  # no shared word
+    conn.execute("UPDATE jobmatch_settings SET keyword_candidates = 5")
+    rows = match(conn, 9, 5)
+    assert [r["job_id"] for r in rows] == [two_words, *one_word]  # ties: newest first
+    assert {r["match_method"] for r in rows} == {"keyword"}
+    assert rows[0]["match_score"] > rows[1]["match_score"]
+    assert [r["job_id"] for r in match(conn, 9, 2)] == [two_words, one_word[0]]
+    # a bigger pool reaches the older, better job
+    conn.execute("UPDATE jobmatch_settings SET keyword_candidates = 6")
+    assert [r["job_id"] for r in match(conn, 9, 5)][:2] == [best_but_old, two_words]
+    # the pool is never smaller than the limit asked for
+    conn.execute("UPDATE jobmatch_settings SET keyword_candidates = 1")
+    assert [r["job_id"] for r in match(conn, 9, 3)] == [two_words, one_word[0], one_word[1]]
+
+
+def test_keyword_fallback_names_the_seekers_role_first_then_widens(conn):
+    """Jobs naming one of the seeker's roles as a whole come first (ranked by
+    shared words); others sharing some of their words only fill the rest."""
+    user(conn, 9, job_roles=["Graduate Assistant", "Lab Technician"],
+         technical_skills=["Excel"])
+    role = dated_job(conn, 4, title="Graduate Assistant")
+    role_and_skill = dated_job(conn, 5, title="Graduate Assistant",
+                               ai_required_skills=["Excel"])
+    other_role = dated_job(conn, 6, title="Lab Technician")
+    # more shared words than `role`, but not the role: 'assistant' twice, 'excel' twice
+    many_words = dated_job(conn, 1, title="Assistant Accountant",
+                           ai_job_titles=["Accounts Assistant"],
+                           ai_required_skills=["Excel", "Excel VBA"])
+    skill_only = dated_job(conn, 2, title="Bookkeeper", ai_required_skills=["Excel"])
+    dated_job(conn, 3, title="Welder", ai_required_skills=["Welding"])
+    rows = match(conn, 9)
+    ids = [r["job_id"] for r in rows]
+    assert ids == [role_and_skill, role, other_role, many_words, skill_only]
+    ranks = {r["job_id"]: r["match_score"] for r in rows}
+    assert ranks[many_words] > ranks[role]  # the old ranking would have put it first
+    # enough role matches: nothing else is looked at
+    assert [r["job_id"] for r in match(conn, 9, 2)] == ids[:2]
+    # no roles: one tier, ranked by shared words alone
+    conn.execute("UPDATE user_preferences SET job_roles = NULL WHERE user_id = 9")
+    assert [r["job_id"] for r in match(conn, 9)] == [many_words, skill_only, role_and_skill]
+
+
+def test_keyword_pool_holds_only_jobs_that_fit(conn):
+    """The hard filters run inside the pool's scan: newer misfits never take a
+    candidate's place, in either tier."""
+    user(conn, 9, job_roles=["Accountant"], technical_skills=["Sage"],
+         preferred_locations=["Lagos"])
+    conn.execute("UPDATE jobmatch_settings SET keyword_candidates = 2")
+    far = [dated_job(conn, d, title="Accountant", ai_city="Kano", ai_state="Kano")
+           for d in (1, 2, 3)]
+    near = [dated_job(conn, d, title="Accountant", ai_city="Ikeja", ai_state="Lagos")
+            for d in (4, 5)]
+    remote = dated_job(conn, 6, title="Accountant", ai_city="Kano", ai_remote_allowed=True)
+    far_skill = [dated_job(conn, d, title="Clerk", ai_required_skills=["Sage"], ai_city="Kano")
+                 for d in (0.1, 0.2, 0.3, 0.4)]
+    near_skill = dated_job(conn, 7, title="Clerk", ai_required_skills=["Sage"],
+                           ai_city="Lagos")
+    assert [r["job_id"] for r in match(conn, 9, 2)] == near
+    # pools of 4: three role matches fit, then the other tier's one job that fits
+    ids = [r["job_id"] for r in match(conn, 9, 4)]
+    assert ids == [*near, remote, near_skill]
+    assert not set(ids) & {*far, *far_skill}
+
+
+def test_keyword_pool_is_the_same_whichever_way_it_is_found(conn):
+    """jobmatch_keyword_pool walks the posted_date index for common words and
+    takes the GIN index for rare ones; either way the pool is the newest
+    keyword_candidates matching jobs, ranked as if the table had no others."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    titles = []
+    for i in range(n):
+        r = rng.random()
+        titles.append("Zoologist" if i % 800 == 7 else              # rare: 5 jobs
+                      "Data Scientist" if r < 0.04 else             # a role a few name
+                      "Data Entry Clerk" if r < 0.10 else           # shares a word
+                      "Sales Manager" if r < 0.70 else "Nurse")     # common word
+    with conn.cursor().copy("COPY canonical_jobs (title, ai_required_skills, posted_date)"
+                            " FROM STDIN") as cp:
+        for i, t in enumerate(titles):
+            skills = ["Python"] if t == "Data Scientist" and i % 3 == 0 else ["Excel"]
+            cp.write_row((t, skills, f"{np.datetime64('now') - np.timedelta64(i * 2700, 's')}"))
+    conn.execute("ANALYZE canonical_jobs")  # ~1/3 of the jobs are in the 60-day window
+    user(conn, 1, technical_skills=["Sales", "Management"])
+    user(conn, 2, job_roles=["Data Scientist"], technical_skills=["Python"])
+    user(conn, 3, job_roles=["Zoologist"])
+    conn.execute("UPDATE jobmatch_settings SET keyword_candidates = 20")
+
+    def reference(uid: int, limit: int = 10) -> list[int]:
+        """Each tier's newest 20 matches (no hard filters here), ranked."""
+        return [r[0] for r in conn.execute("""
+            WITH u AS (SELECT user_keyword_query(p) AS w, user_role_query(p) AS s
+                       FROM user_preferences AS p WHERE p.user_id = %s),
+            tiers AS (SELECT 1 AS tier, u.s AS q, NULL::tsquery AS x FROM u WHERE u.s IS NOT NULL
+                      UNION ALL SELECT 2, u.w, u.s FROM u)
+            SELECT c.id FROM tiers AS t CROSS JOIN LATERAL (
+                SELECT j.id, j.posted_date, j.job_document FROM canonical_jobs AS j
+                WHERE j.job_document @@ t.q AND NOT coalesce(j.job_document @@ t.x, false)
+                  AND j.posted_date >= current_date - 60
+                ORDER BY j.posted_date DESC LIMIT 20) AS c, u
+            ORDER BY t.tier, ts_rank_cd(c.job_document, u.w, 32) DESC, c.posted_date DESC, c.id
+            LIMIT %s""", [uid, limit]).fetchall()]
+
+    paths = []  # jobmatch_keyword_pool says how it found each pool
+    conn.add_notice_handler(lambda d: paths.append(re.sub(
+        r"\d+", "N", d.message_primary)) if d.message_primary.startswith("keyword pool") else None)
+    conn.execute("SET client_min_messages = debug1")
+    answers = {uid: [r["job_id"] for r in match(conn, uid)] for uid in (1, 2, 3)}
+    conn.execute("RESET client_min_messages")
+    assert paths == [
+        "keyword pool: N found walking N rows",  # 1: sales or management: most jobs
+        "keyword pool: N found walking on to N rows",  # 2: Data Scientist: ~1 job in 25
+        "keyword pool: N found by the planner's plan (N in the first N rows)"]  # 3: Zoologist
+    for uid, got in answers.items():
+        assert got == reference(uid), uid
+    assert len(answers[3]) == 3  # three of the five zoologists are in the window
+    # a limit above the pool: the pool grows to it; fewer role matches than
+    # that in the window, so all of them come first, then the others, once
+    roles = conn.execute("SELECT count(*) FROM canonical_jobs WHERE title = 'Data Scientist'"
+                         " AND posted_date >= current_date - 60").fetchone()[0]
+    rows = match(conn, 2, 100)
+    assert 20 < roles < 100 and len({r["job_id"] for r in rows}) == len(rows) == 100
+    assert [r["title"] for r in rows] == ["Data Scientist"] * roles + [
+        r["title"] for r in rows[roles:] if r["title"] != "Data Scientist"]
+
+
+def test_keyword_candidates_must_be_sensible(conn):
+    for bad, error in [(0, psycopg.errors.CheckViolation),
+                       (10001, psycopg.errors.CheckViolation),
+                       (None, psycopg.errors.NotNullViolation)]:
+        with pytest.raises(error):
+            conn.execute("UPDATE jobmatch_settings SET keyword_candidates = %s", [bad])
+    assert conn.execute("SELECT keyword_candidates FROM jobmatch_settings").fetchone() == (200,)

@@ -74,19 +74,6 @@ AS $$
     FROM wanted AS w
 $$;
 
--- An OR of every lexeme of the seeker's roles, categories and skills: a job
--- sharing more of them ranks higher.
-CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
-RETURNS tsquery
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
-    FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
-        array_to_string(u.job_roles, ' '),
-        array_to_string(u.job_categories, ' '),
-        array_to_string(u.technical_skills, ' '))))
-$$;
-
 -- Does a job meet what the seeker stated? Only stated constraints count:
 -- places (unless willing to relocate; a remote job fits anywhere), employment
 -- types, and pay (same currency, ranges must overlap; a missing bound is
@@ -164,6 +151,12 @@ DECLARE
     v_skills text[];
     v_enable_sort text;
     v_rows bigint;
+    v_strict tsquery;
+    v_match tsquery;
+    v_exclude tsquery;
+    v_ids bigint[];
+    v_pool integer;
+    v_got bigint;
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'match_jobs: user_id must not be NULL'
@@ -268,30 +261,44 @@ BEGIN
     IF v_query IS NULL THEN
         RETURN;
     END IF;
-    RETURN QUERY
-    SELECT j.id::bigint, j.title::text, j.company::text,
-           coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
-           j.ai_work_arrangement::text, j.ai_remote_allowed,
-           j.ai_salary_min::numeric, j.ai_salary_max::numeric,
-           j.ai_salary_currency::text, j.posted_date::timestamptz,
-           NULL::double precision,
-           round(100 * k.rank::numeric, 1),
-           job_match_reasons(u, j, NULL),
-           'keyword'::text
-    FROM canonical_jobs AS j
-    CROSS JOIN LATERAL (
-        -- normalization 32: rank / (rank + 1), a 0-1 score
-        SELECT ts_rank_cd(j.job_document, v_query, 32) AS rank
-    ) AS k
-    WHERE j.job_document @@ v_query
-      AND j.posted_date >= v_window_start
-      AND jobmatch_job_fits(v_places, u.willing_to_relocate, v_types,
-                            u.salary_min, u.salary_max, u.salary_currency,
-                            j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                            j.ai_work_arrangement, j.ai_employment_type,
-                            j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
-    ORDER BY k.rank DESC, j.posted_date DESC, j.id
-    LIMIT v_limit;
+    -- Keyword fallback, in two tiers: jobs naming one of the seeker's roles
+    -- as a whole, then (only if they are fewer than the limit) any other job
+    -- sharing a word of their roles, categories or skills. Each tier ranks
+    -- only its newest keyword_candidates jobs that fit (jobmatch_keyword_pool:
+    -- a bounded cost however many jobs share a common word), by how much of
+    -- the seeker's words they share (normalization 32: rank / (rank + 1), a
+    -- 0-1 score), newer first on ties.
+    v_pool := greatest(s.keyword_candidates, v_limit);
+    v_strict := user_role_query(u);
+    v_rows := 0;
+    FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
+        CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
+        v_ids := jobmatch_keyword_pool(v_match, v_exclude, v_window_start, u,
+                                       v_places, v_types, v_pool);
+        RETURN QUERY
+        SELECT j.id::bigint, j.title::text, j.company::text,
+               coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
+               j.ai_work_arrangement::text, j.ai_remote_allowed,
+               j.ai_salary_min::numeric, j.ai_salary_max::numeric,
+               j.ai_salary_currency::text, j.posted_date::timestamptz,
+               NULL::double precision,
+               round(100 * k.rank::numeric, 1),
+               job_match_reasons(u, j, NULL),
+               'keyword'::text
+        FROM canonical_jobs AS j
+        CROSS JOIN LATERAL (
+            SELECT ts_rank_cd(j.job_document, v_query, 32) AS rank
+        ) AS k
+        WHERE j.id = ANY (v_ids)
+        ORDER BY k.rank DESC, j.posted_date DESC, j.id
+        LIMIT v_limit - v_rows;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        v_rows := v_rows + v_got;
+        -- Fewer than the limit: the pool held every role match that fits,
+        -- so the next tier leaves them all out.
+        EXIT WHEN v_rows >= v_limit;
+        v_exclude := v_strict;
+    END LOOP;
 END
 $$;
 

@@ -1,0 +1,129 @@
+-- The keyword fallback of match_jobs (40_match_jobs.sql), for a seeker
+-- without a vector yet or when nothing clears the similarity threshold: the
+-- seeker's words as full-text queries, and the bounded pool of jobs it ranks.
+
+-- An OR of every lexeme of the seeker's roles, categories and skills: a job
+-- sharing more of them ranks higher.
+CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
+RETURNS tsquery
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
+    FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
+        array_to_string(u.job_roles, ' '),
+        array_to_string(u.job_categories, ' '),
+        array_to_string(u.technical_skills, ' '))))
+$$;
+
+-- The seeker's roles, each as a whole: every lexeme of one role (AND), any
+-- of the roles (OR). 'Graduate Assistant' matches a job naming both words,
+-- not one that only shares 'assistant' or a skill. NULL without roles.
+CREATE OR REPLACE FUNCTION user_role_query(u user_preferences)
+RETURNS tsquery
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT string_agg('(' || r.lexemes || ')', ' | ')::tsquery
+    FROM (
+        SELECT (SELECT string_agg(quote_literal(lexeme), ' & ')
+                FROM unnest(to_tsvector('english'::regconfig, role))) AS lexemes
+        FROM unnest(u.job_roles) AS role
+    ) AS r
+    WHERE r.lexemes IS NOT NULL
+$$;
+
+-- The keyword fallback's candidates: ids of the newest p_pool jobs in the
+-- window that match p_match, do not match p_exclude and fit the seeker's
+-- stated constraints (places and types already lower-cased; NULL: no
+-- filter). Its cost is bounded by what it has to find, not by the table:
+--   1. walk the posted_date index, newest first, over at most 10 x p_pool
+--      window jobs: enough when at least one in ten matches and fits;
+--   2. otherwise the density just seen decides: walk on, for about as many
+--      rows as it should take to find the rest, or leave the plan to the
+--      planner, which takes the GIN index for rare words: that reads every
+--      match in the whole table (every month kept, not only the window),
+--      each costing about 4 rows walked (bench.perf tiers: a walked row
+--      ~0.4-0.5 us, a row of the bitmap heap scan ~1.5-1.7 us).
+-- The planner cannot make this choice itself: it estimates an AND of words
+-- that go together (the words of a role) as if they were independent, i.e.
+-- far too rare. 'Web Content Manager', named by one job in 27, it looks
+-- up in the GIN index: 22,000 matches over the year read, 50 ms at 600,000
+-- jobs and growing with the history kept, where walking finds 200 in 5 ms.
+CREATE OR REPLACE FUNCTION jobmatch_keyword_pool(
+    p_match tsquery, p_exclude tsquery, p_window_start timestamptz,
+    u user_preferences, p_places text[], p_types text[], p_pool integer
+)
+RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    -- $7: how many of the window's newest jobs to read at most. The inner
+    -- LIMIT keeps the planner on the posted_date index whatever it thinks
+    -- of the words' frequency.
+    walk CONSTANT text := $q$
+        SELECT array_agg(r.id) FROM (
+            SELECT r.id FROM (
+                SELECT j.id, j.job_document, j.ai_city, j.ai_state, j.ai_country,
+                       j.ai_remote_allowed, j.ai_work_arrangement, j.ai_employment_type,
+                       j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency
+                FROM canonical_jobs AS j
+                WHERE j.posted_date >= $3
+                ORDER BY j.posted_date DESC
+                LIMIT $7
+            ) AS r
+            WHERE r.job_document @@ $1 AND NOT coalesce(r.job_document @@ $2, false)
+              AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
+                    $5.salary_min, $5.salary_max, $5.salary_currency,
+                    r.ai_city, r.ai_state, r.ai_country, r.ai_remote_allowed,
+                    r.ai_work_arrangement, r.ai_employment_type,
+                    r.ai_salary_min, r.ai_salary_max, r.ai_salary_currency)
+            LIMIT $8
+        ) AS r $q$;
+    -- The same set, with the plan left to the planner (the GIN index for
+    -- anything it believes rare).
+    anywhere CONSTANT text := $q$
+        SELECT array_agg(r.id) FROM (
+            SELECT j.id
+            FROM canonical_jobs AS j
+            WHERE j.job_document @@ $1 AND NOT coalesce(j.job_document @@ $2, false)
+              AND j.posted_date >= $3
+              AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
+                    $5.salary_min, $5.salary_max, $5.salary_currency,
+                    j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                    j.ai_work_arrangement, j.ai_employment_type,
+                    j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+            ORDER BY j.posted_date DESC, j.id DESC
+            LIMIT $7
+        ) AS r $q$;
+    v_ids bigint[];
+    v_read bigint := 10::bigint * p_pool;
+    v_found integer;
+    v_more double precision;
+    v_table_rows double precision;
+BEGIN
+    EXECUTE walk INTO v_ids
+        USING p_match, p_exclude, p_window_start, p_places, u, p_types, v_read, p_pool;
+    v_found := coalesce(cardinality(v_ids), 0);
+    IF v_found >= p_pool THEN
+        RAISE DEBUG 'keyword pool: % found walking % rows', v_found, v_read;
+        RETURN v_ids;
+    END IF;
+    SELECT greatest(c.reltuples, 0) INTO v_table_rows
+    FROM pg_class AS c WHERE c.oid = 'canonical_jobs'::regclass;
+    -- rows still to walk at the density seen, vs. ~matches in the whole table
+    v_more := (p_pool - v_found)::double precision * v_read / greatest(v_found, 0.5);
+    IF v_more < 4 * v_table_rows * v_found / v_read THEN
+        v_read := v_read + ceil(2 * v_more)::bigint;
+        EXECUTE walk INTO v_ids
+            USING p_match, p_exclude, p_window_start, p_places, u, p_types, v_read, p_pool;
+        IF coalesce(cardinality(v_ids), 0) >= p_pool THEN
+            RAISE DEBUG 'keyword pool: % found walking on to % rows', p_pool, v_read;
+            RETURN v_ids;
+        END IF;
+    END IF;
+    EXECUTE anywhere INTO v_ids
+        USING p_match, p_exclude, p_window_start, p_places, u, p_types, p_pool;
+    RAISE DEBUG 'keyword pool: % found by the planner''s plan (% in the first % rows)',
+        coalesce(cardinality(v_ids), 0), v_found, 10::bigint * p_pool;
+    RETURN v_ids;
+END
+$$;
