@@ -413,9 +413,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(99)
     uids = [int(u) + 1 for u in rng.choice(len(ds.seekers), min(n_queries, len(ds.seekers)),
                                            replace=False)]
-    # the keyword fallback is slow on big tiers (it ranks every matching job in
-    # the window): fewer queries keep the run short; the sample is reported
-    n_keyword = min(n_queries, 1000 if a.tier in ("tiny", "10k") else 100)
+    n_keyword = min(n_queries, 1000)
     keyword_uids = [perf_db.KEYWORD_USER_BASE + i for i in range(n_keyword)]
     warm = min(len(uids), 100)
 
