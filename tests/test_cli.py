@@ -84,6 +84,17 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
                         " indexname = 'canonical_jobs_job_embedding_ann'").fetchone() == (True,)
     assert conn.execute("SELECT lists, rows_at_build FROM vector_index_builds").fetchall() == \
         [(10, 2000)]
+    # another method and precision become the model's, so match_jobs searches with them
+    out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--method", "hnsw",
+                   "--precision", "halfvec").stdout
+    assert "hnsw halfvec over 2000 rows" in out
+    assert conn.execute("SELECT index_method, index_halfvec FROM embedding_models"
+                        " WHERE is_active").fetchone() == ("hnsw", True)
+    conn.execute("SET enable_seqscan = off")
+    plan = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model = 'multilingual-e5-small'"
+        " ORDER BY job_embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 5", [unit(1)]))
+    assert "canonical_jobs_job_embedding_ann" in plan
 
 
 def test_demo_fills_vectors_and_prints_matches(conn, dsn):

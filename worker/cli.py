@@ -120,8 +120,8 @@ def cmd_index(args) -> int:
 
     with db.connect(autocommit=True) as conn:
         try:
-            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method,
-                             True if args.halfvec else None)
+            halfvec = None if args.precision is None else args.precision == "halfvec"
+            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec)
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
             return 2
@@ -209,9 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(r, "--min-rows", "JOBMATCH_INDEX_MIN_ROWS", 10000, type=int,
              help="refuse to build an ivfflat index with fewer embedded rows")
     env_flag(r, "--method", "JOBMATCH_INDEX_METHOD", None, choices=["ivfflat", "hnsw"],
-             help="index method (default: embedding_models.index_method, ivfflat)")
-    env_switch(r, "--halfvec", "JOBMATCH_INDEX_HALFVEC",
-               help="index half-precision vectors: half the memory (default: the model's setting)")
+             help="index method (default: embedding_models.index_method, ivfflat); "
+                  "for the job table the choice is stored there, so match_jobs uses it")
+    env_flag(r, "--precision", "JOBMATCH_INDEX_PRECISION", None, choices=["vector", "halfvec"],
+             help="index full-precision vectors or halfvec, half the memory (default: "
+                  "embedding_models.index_halfvec, vector); stored like --method")
     r.set_defaults(func=cmd_index)
     t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
                                      "of seekers: recall@10 vs exact and latency; recommend")

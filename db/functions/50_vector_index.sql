@@ -107,7 +107,9 @@ BEGIN
 END
 $$;
 
--- Records a finished build so `jobmatch health` can report drift.
+-- Records a finished build so `jobmatch health` can report drift. A job
+-- index's method and precision become the model's: match_jobs searches with
+-- the expression the index was built on, or it could not use it.
 CREATE OR REPLACE FUNCTION record_vector_index_build(
     p_index_name text, p_table_name text, p_method text, p_halfvec boolean,
     p_lists integer, p_rows bigint,
@@ -124,7 +126,11 @@ AS $$
         SET table_name = excluded.table_name, model = excluded.model,
             method = excluded.method, halfvec = excluded.halfvec, lists = excluded.lists,
             rows_at_build = excluded.rows_at_build, hnsw_m = excluded.hnsw_m,
-            hnsw_ef_construction = excluded.hnsw_ef_construction, built_at = now()
+            hnsw_ef_construction = excluded.hnsw_ef_construction, built_at = now();
+    UPDATE embedding_models
+    SET index_method = p_method, index_halfvec = p_halfvec
+    WHERE is_active AND p_table_name = 'canonical_jobs'
+      AND (index_method, index_halfvec) IS DISTINCT FROM (p_method, p_halfvec);
 $$;
 
 -- Builds (or rebuilds) the index inside the current transaction. Blocks
