@@ -213,11 +213,6 @@ FITS = """
                     t.ai_salary_min, t.ai_salary_max, t.ai_salary_currency)"""
 
 
-# match_jobs reads twice its candidate pool from a relaxed iterative scan and
-# keeps the nearest pool (db/functions/40_match_jobs.sql).
-OVERFETCH = 2
-
-
 def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False,
                exact: bool = False, fits: bool = False) -> sql.SQL:
     """match_jobs' nearest-neighbour CTE (job: window, the seeker's hard
@@ -237,10 +232,9 @@ def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False
             FROM {table} AS t
             WHERE t.{model_col} = {{model}} {where}
             ORDER BY ({expr} <=> %(q)s::{cast}){" + 0" if exact else ""}
-            LIMIT {OVERFETCH} * %(k)s
+            LIMIT %(k)s
         )
-        SELECT id FROM (SELECT * FROM nearest ORDER BY distance LIMIT %(k)s) AS n
-        WHERE 1 - distance >= %(threshold)s ORDER BY distance, id
+        SELECT id FROM nearest WHERE 1 - distance >= %(threshold)s ORDER BY distance, id
     """).format(model=sql.Literal(model["model"]))
 
 

@@ -203,10 +203,7 @@ BEGIN
         END IF;
         -- The nearest jobs that fit the seeker's stated constraints (filtered
         -- inside the scan, so an iterative index scan keeps going until it has
-        -- enough), re-ranked by cosine plus the seeker's own words. A relaxed
-        -- iterative scan's later rows can be nearer than its earlier ones:
-        -- twice the pool is read and the nearest pool kept, else recall stalls
-        -- below target whatever probes or ef_search are (bench/README.md). Dynamic SQL
+        -- enough), re-ranked by cosine plus the seeker's own words. Dynamic SQL
         -- so the expression and model are literals: the planner can then use
         -- the per-model partial expression index.
         RETURN QUERY EXECUTE format($q$
@@ -220,14 +217,14 @@ BEGIN
                         j.ai_work_arrangement, j.ai_employment_type,
                         j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
                 ORDER BY j.%1$s <=> $1::%2$s
-                LIMIT 2 * greatest($3, $10)
+                LIMIT greatest($3, $10)
             ), scored AS (
                 SELECT j, 1 - n.distance AS similarity,
                        (1 - n.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $9, 32), 0)
                        + $12 * jobmatch_skill_overlap($8, j.ai_required_skills,
                                                       j.ai_preferred_skills) AS score
-                FROM (SELECT * FROM nearest ORDER BY distance LIMIT greatest($3, $10)) AS n
+                FROM nearest AS n
                 INNER JOIN canonical_jobs AS j ON j.id = n.id
                 WHERE 1 - n.distance >= $4
             )

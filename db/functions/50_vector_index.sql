@@ -271,12 +271,11 @@ BEGIN
                 v_exact_expr := vector_search_expression('job_embedding', v_model.dimensions,
                                                          false);
                 -- match_jobs' search: the nearest rows in the window that fit the
-                -- seeker's hard filters, twice a pool of max(k, match_candidates)
-                -- read and the nearest pool kept, then the threshold. The exact
-                -- one orders by distance + 0, which no index can serve.
+                -- seeker's hard filters, a pool of max(k, match_candidates), then
+                -- the threshold. The exact one orders by distance + 0, which no
+                -- index can serve.
                 v_search := $q$
                     SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}')
-                    FROM (SELECT scanned.id, scanned.distance
                     FROM (SELECT j.id, j.%1$s <=> $1::%2$s AS distance
                           FROM canonical_jobs AS j
                           WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
@@ -286,8 +285,7 @@ BEGIN
                                   j.ai_work_arrangement, j.ai_employment_type,
                                   j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
                           ORDER BY (j.%1$s <=> $1::%2$s)%4$s
-                          LIMIT 2 * $3) AS scanned
-                    ORDER BY scanned.distance LIMIT $3) AS n
+                          LIMIT $3) AS n
                     WHERE 1 - n.distance >= $4
                 $q$;
                 v_pool := greatest(p_k, v_settings.match_candidates);
