@@ -109,7 +109,7 @@ def cmd_health(args) -> int:
             print(f"index:        {ix['index_name']} ({ix['method']}"
                   f"{' halfvec' if ix['is_halfvec'] else ''}), built on {ix['rows_at_build']}"
                   f" rows, now {ix['rows_now']}"
-                  + (f", sampled recall@10 {recall:.3f}" if recall is not None else ""))
+                  + (f", sampled recall of match_jobs' candidates {recall:.3f}" if recall is not None else ""))
         if ix["warning"]:
             print(f"WARNING:      {ix['warning']}")
     return 0
