@@ -250,3 +250,15 @@ def test_recommend_prefers_the_smaller_setting_among_near_equal_latencies():
     assert recommend(points, 0.95).setting == 40
     assert recommend(points, 0.98).setting == 200
     assert recommend(points, 0.995) is None
+
+
+def test_drift_asks_for_a_job_index_only(conn):
+    # match_jobs searches jobs; nothing searches seekers by vector, so a big
+    # user_preferences without an index is no cause for a warning
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((10000, 384)).astype(np.float32)
+    load_seekers(conn, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+    assert drift(conn, 2, 0) == []
+    uniform(conn, 10000)
+    (row,) = drift(conn, 2, 0)
+    assert row["table_name"] == "canonical_jobs" and "no vector index" in row["warning"]
