@@ -200,7 +200,7 @@ def test_running_worker_command_line_has_no_key(oconn, dsn, echo, tmp_path):
     try:
         sessions = ("SELECT count(*) FROM pg_stat_activity"
                     " WHERE application_name = 'jobmatch-worker cmdline-test'")
-        wait_for(lambda: oconn.execute(sessions).fetchone()[0] == 2, what="the worker's sessions")
+        wait_for(lambda: oconn.execute(sessions).fetchone()[0] == 3, what="the worker's sessions")
         job(oconn, title="Welder")  # one round trip to the provider while we look
         wait_for(lambda: pending(oconn) == 0, what="the worker to embed")
         cmdline = open(f"/proc/{w.pid}/cmdline", "rb").read().decode()

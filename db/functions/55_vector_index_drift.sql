@@ -1,0 +1,206 @@
+-- Drift: what `jobmatch health` warns about, one row per vector index of
+-- the active model (or recorded for another model, or missing):
+-- * an ivfflat index built on far fewer rows than the table now holds
+--   (rows_now > p_growth_ratio x rows_at_build): its lists were trained and
+--   sized for a smaller table, so recall or latency slide; rebuild it.
+--   HNSW grows its graph with every insert and is not flagged for growth.
+-- * a sampled recall below target: for p_recall_sample seekers, match_jobs'
+--   nearest-neighbour scan as the planner runs it (settings from
+--   embedding_models; its pool of max(p_k, match_candidates) jobs that fit
+--   the seeker's hard filters) against an exact scan with the same window,
+--   filters and threshold (job index only); flagged when even the mean plus
+--   two standard errors is below p_recall_target.
+-- * an index recorded for another model, one that was dropped, or a table
+--   with enough vectors and no index at all.
+CREATE OR REPLACE FUNCTION vector_index_drift(
+    p_growth_ratio double precision DEFAULT 2,
+    p_recall_sample integer DEFAULT 10,
+    p_recall_target double precision DEFAULT 0.95,
+    p_k integer DEFAULT 10
+)
+RETURNS TABLE (
+    index_name text, table_name text, method text, is_halfvec boolean,
+    lists integer, rows_at_build bigint, rows_now bigint, growth double precision,
+    built_at timestamptz, sampled_recall double precision, warning text
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_model embedding_models := active_embedding_model();
+    v_settings jobmatch_settings;
+    b record;
+    v_entity text;
+    v_column text;
+    v_model_column text;
+    v_expr text;
+    v_exact_expr text;
+    v_type text;
+    v_search text;
+    v_start timestamptz;
+    v_seeker user_preferences;
+    v_pool integer;
+    v_places text[];
+    v_types text[];
+    v_exact bigint[];
+    v_ann bigint[];
+    v_sum double precision;
+    v_sum_sq double precision;
+    v_one double precision;
+    v_n integer;
+    v_warnings text[];
+BEGIN
+    IF v_model.model IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_settings FROM jobmatch_settings;
+    v_start := current_date - v_settings.match_window_days;
+    FOR b IN
+        SELECT x.entity, x.tbl, x.col, x.model_col, vb.index_name AS built_name, vb.method,
+               vb.halfvec, vb.lists, vb.rows_at_build, vb.built_at, vb.model,
+               c.oid IS NOT NULL AS present
+        FROM (VALUES ('job', 'canonical_jobs', 'job_embedding', 'job_embedding_model'),
+                     ('user', 'user_preferences', 'user_embedding', 'embedding_model'))
+             AS x (entity, tbl, col, model_col)
+        LEFT JOIN vector_index_builds AS vb ON vb.table_name = x.tbl
+        LEFT JOIN pg_class AS c
+            ON c.relname = vb.index_name AND c.relkind = 'i'
+               AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+        ORDER BY x.entity, vb.index_name
+    LOOP
+        v_entity := b.entity; v_column := b.col; v_model_column := b.model_col;
+        index_name := b.built_name; table_name := b.tbl; method := b.method;
+        is_halfvec := b.halfvec; lists := b.lists; rows_at_build := b.rows_at_build;
+        built_at := b.built_at; sampled_recall := NULL; v_warnings := '{}';
+        EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL',
+                       b.tbl, b.model_col, b.col)
+            INTO rows_now USING v_model.model;
+        growth := CASE WHEN b.rows_at_build > 0
+                       THEN rows_now::double precision / b.rows_at_build END;
+        IF b.built_name IS NULL THEN
+            -- no index recorded: only worth a word once exact scans get big,
+            -- and only for jobs (match_jobs searches jobs; no query searches
+            -- seekers by vector)
+            IF rows_now >= 10000 AND b.entity = 'job' THEN
+                v_warnings := v_warnings || format(
+                    '%s has %s vectors and no vector index: match scans are exact; '
+                    'build one with `jobmatch index rebuild --table %s`',
+                    b.tbl, rows_now, b.entity);
+            END IF;
+        ELSIF NOT b.present THEN
+            v_warnings := v_warnings || format(
+                'index %s was recorded but no longer exists; rebuild with '
+                '`jobmatch index rebuild --table %s`', b.built_name, b.entity);
+        ELSIF b.model IS DISTINCT FROM v_model.model THEN
+            v_warnings := v_warnings || format(
+                'index %s was built for %s, the active model is %s; rebuild with '
+                '`jobmatch index rebuild --table %s`', b.built_name, b.model, v_model.model,
+                b.entity);
+        ELSE
+            IF b.method = 'ivfflat' AND growth > p_growth_ratio THEN
+                v_warnings := v_warnings || format(
+                    'ivfflat index %s was built on %s rows, the table now has %s (x%s): '
+                    'its lists no longer fit; rebuild with `jobmatch index rebuild --table %s`',
+                    b.built_name, b.rows_at_build, rows_now, round(growth::numeric, 1),
+                    b.entity);
+            END IF;
+            IF b.entity = 'job' AND coalesce(p_recall_sample, 0) > 0 THEN
+                v_type := CASE WHEN v_model.index_halfvec THEN 'halfvec' ELSE 'vector' END
+                          || '(' || v_model.dimensions || ')';
+                v_expr := vector_search_expression('job_embedding', v_model.dimensions,
+                                                   v_model.index_halfvec);
+                v_exact_expr := vector_search_expression('job_embedding', v_model.dimensions,
+                                                         false);
+                -- match_jobs' search: the nearest rows in the window that fit the
+                -- seeker's hard filters, a pool of max(k, match_candidates), then
+                -- the threshold. The exact one orders by distance + 0, which no
+                -- index can serve.
+                v_search := $q$
+                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}')
+                    FROM (SELECT j.id, j.%1$s <=> $1::%2$s AS distance
+                          FROM canonical_jobs AS j
+                          WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
+                            AND jobmatch_job_fits($5, $6.willing_to_relocate, $7,
+                                  $6.salary_min, $6.salary_max, $6.salary_currency,
+                                  j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                                  j.ai_work_arrangement, j.ai_employment_type,
+                                  j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+                          ORDER BY (j.%1$s <=> $1::%2$s)%4$s
+                          LIMIT $3) AS n
+                    WHERE 1 - n.distance >= $4
+                $q$;
+                v_pool := greatest(p_k, v_settings.match_candidates);
+                PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
+                PERFORM set_config('ivfflat.max_probes',
+                                   coalesce(v_model.ivfflat_max_probes, 32768)::text, true);
+                PERFORM set_config('hnsw.ef_search', v_model.hnsw_ef_search::text, true);
+                PERFORM set_config('hnsw.max_scan_tuples',
+                                   v_model.hnsw_max_scan_tuples::text, true);
+                v_sum := 0; v_sum_sq := 0; v_n := 0;
+                FOR v_seeker IN
+                    SELECT u.* FROM user_preferences AS u
+                    WHERE u.embedding_model = v_model.model AND u.user_embedding IS NOT NULL
+                    ORDER BY md5(u.user_id::text)
+                    LIMIT p_recall_sample
+                LOOP
+                    v_places := NULL; v_types := NULL;
+                    IF v_settings.match_hard_filters THEN
+                        v_places := jobmatch_lower_set(v_seeker.preferred_locations);
+                        v_types := jobmatch_lower_set(v_seeker.employment_types);
+                    END IF;
+                    EXECUTE format(v_search, v_exact_expr,
+                                   'vector(' || v_model.dimensions || ')', v_model.model, ' + 0')
+                        INTO v_exact USING v_seeker.user_embedding, v_start, v_pool,
+                                           v_model.similarity_threshold, v_places, v_seeker,
+                                           v_types;
+                    EXECUTE format(v_search, v_expr, v_type, v_model.model, '')
+                        INTO v_ann USING v_seeker.user_embedding, v_start, v_pool,
+                                         v_model.similarity_threshold, v_places, v_seeker,
+                                         v_types;
+                    IF cardinality(v_exact) > 0 THEN
+                        v_one := (SELECT count(*) FROM unnest(v_ann) AS a
+                                  WHERE a = ANY (v_exact))::double precision
+                                 / cardinality(v_exact);
+                        v_sum := v_sum + v_one;
+                        v_sum_sq := v_sum_sq + v_one * v_one;
+                        v_n := v_n + 1;
+                    END IF;
+                END LOOP;
+                IF v_n > 0 THEN
+                    sampled_recall := v_sum / v_n;
+                    -- A few seekers are a noisy sample (some are hard): warn
+                    -- only when even mean + 2 standard errors misses the target.
+                    IF sampled_recall + 2 * sqrt(greatest(v_sum_sq / v_n - sampled_recall ^ 2, 0)
+                                                 / greatest(v_n - 1, 1)) < p_recall_target THEN
+                        v_warnings := v_warnings || format(
+                            'sampled recall@%s of match_jobs is %s on %s seekers, below %s: '
+                            'run `jobmatch index tune --apply`%s', v_pool,
+                            round(sampled_recall::numeric, 3), v_n, p_recall_target,
+                            CASE WHEN b.method = 'ivfflat'
+                                 THEN ' or `jobmatch index rebuild --table job`' ELSE '' END);
+                    END IF;
+                END IF;
+            END IF;
+        END IF;
+        warning := nullif(array_to_string(v_warnings, '; '), '');
+        IF b.built_name IS NOT NULL OR warning IS NOT NULL THEN
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The knobs set inside end with the call.
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "ivfflat.iterative_scan" = 'relaxed_order';
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "hnsw.iterative_scan" = 'relaxed_order';
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "ivfflat.probes" = 10;
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "ivfflat.max_probes" = 32768;
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "hnsw.ef_search" = 40;
+ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+SET "hnsw.max_scan_tuples" = 20000;
+REVOKE ALL ON FUNCTION vector_index_drift(double precision, integer, double precision, integer)
+FROM public;
