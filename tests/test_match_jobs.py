@@ -167,18 +167,32 @@ def test_match_jobs_is_read_only_and_leaves_probes_alone(conn, seeker):
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "3"
 
 
+def clustered_jobs(conn, rng, n, clusters, spread, year_of_dates=False):
+    """n jobs around `clusters` random centers (unit vectors), loaded by COPY;
+    with year_of_dates their posted dates spread over a year (~1/6 in the
+    window), else posted now. Returns (centers, job vectors)."""
+    centers = rng.standard_normal((clusters, 384)).astype(np.float32)
+    vecs = centers[rng.integers(0, clusters, n)] \
+        + spread * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    if year_of_dates:
+        days = rng.integers(0, 360, n)
+        rows = ((f"Job {i}", f"{np.datetime64('today') - int(days[i])}", vecs[i], MODEL_NAME)
+                for i in range(n))
+        columns = "title, posted_date, job_embedding, job_embedding_model"
+    else:
+        rows = ((f"Job {i}", vecs[i], MODEL_NAME) for i in range(n))
+        columns = "title, job_embedding, job_embedding_model"
+    with conn.cursor().copy(f"COPY canonical_jobs ({columns}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+    return centers, vecs
+
+
 def test_same_results_with_and_without_the_ivfflat_index(conn):
     rng = np.random.default_rng(42)
-    centers = rng.standard_normal((20, 384)).astype(np.float32)
-    n = 12000
-    vecs = centers[rng.integers(0, 20, n)] + 0.6 * rng.standard_normal((n, 384)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    days = rng.integers(0, 360, n)  # ~1/6 in the window: the index must not lose rows
-    with conn.cursor().copy("COPY canonical_jobs (title, posted_date, job_embedding,"
-                            " job_embedding_model) FROM STDIN") as cp:
-        for i in range(n):
-            cp.write_row((f"Job {i}", f"{np.datetime64('today') - int(days[i])}", vecs[i],
-                          "multilingual-e5-small"))
+    # ~1/6 in the window: the index must not lose rows
+    centers, _ = clustered_jobs(conn, rng, 12000, 20, 0.6, year_of_dates=True)
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
     seekers = []
     for uid in range(1, 21):
@@ -234,14 +248,8 @@ def test_lists_sizing(conn):
 @pytest.mark.parametrize("method, halfvec", [("hnsw", False), ("ivfflat", True), ("hnsw", True)])
 def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
     rng = np.random.default_rng(7)
-    centers = rng.standard_normal((10, 384)).astype(np.float32)
     n = 3000
-    vecs = centers[rng.integers(0, 10, n)] + 0.5 * rng.standard_normal((n, 384)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
-                            " FROM STDIN") as cp:
-        for i in range(n):
-            cp.write_row((f"Job {i}", vecs[i], "multilingual-e5-small"))
+    centers, _ = clustered_jobs(conn, rng, n, 10, 0.5)
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3, ivfflat_probes = 3,"
                  " hnsw_ef_search = 200, index_method = %s, index_halfvec = %s WHERE is_active",
                  [method, halfvec])
@@ -363,14 +371,7 @@ def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
 
 def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
     rng = np.random.default_rng(5)
-    centers = rng.standard_normal((10, 384)).astype(np.float32)
-    n = 11000
-    vecs = centers[rng.integers(0, 10, n)] + 0.5 * rng.standard_normal((n, 384)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
-                            " FROM STDIN") as cp:
-        for i in range(n):
-            cp.write_row((f"Job {i}", vecs[i], MODEL_NAME))
+    _, vecs = clustered_jobs(conn, rng, 11000, 10, 0.5)
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3, ivfflat_probes = 11"
                  " WHERE is_active")
     user(conn, 1, job_roles=["Role"])
