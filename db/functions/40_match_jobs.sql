@@ -201,32 +201,19 @@ BEGIN
             v_enable_sort := current_setting('enable_sort');
             PERFORM set_config('enable_sort', 'off', true);
         END IF;
-        -- The nearest jobs that fit the seeker's stated constraints (filtered
-        -- inside the scan, so an iterative index scan keeps going until it has
-        -- enough), re-ranked by cosine plus the seeker's own words. Dynamic SQL
-        -- so the expression and model are literals: the planner can then use
-        -- the per-model partial expression index.
+        -- The nearest jobs that fit the seeker's stated constraints
+        -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
+        -- own words.
         RETURN QUERY EXECUTE format($q$
-            WITH nearest AS MATERIALIZED (
-                SELECT j.id, j.%1$s <=> $1::%2$s AS distance
-                FROM canonical_jobs AS j
-                WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
-                  AND jobmatch_job_fits($6, $5.willing_to_relocate, $7,
-                        $5.salary_min, $5.salary_max, $5.salary_currency,
-                        j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                        j.ai_work_arrangement, j.ai_employment_type,
-                        j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
-                ORDER BY j.%1$s <=> $1::%2$s
-                LIMIT greatest($3, $10)
-            ), scored AS (
+            WITH nearest AS MATERIALIZED (%s), scored AS (
                 SELECT j, 1 - n.distance AS similarity,
                        (1 - n.distance)
-                       + $11 * coalesce(ts_rank_cd(j.job_document, $9, 32), 0)
-                       + $12 * jobmatch_skill_overlap($8, j.ai_required_skills,
+                       + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
+                       + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
                                                       j.ai_preferred_skills) AS score
                 FROM nearest AS n
                 INNER JOIN canonical_jobs AS j ON j.id = n.id
-                WHERE 1 - n.distance >= $4
+                WHERE 1 - n.distance >= $8
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
@@ -236,18 +223,14 @@ BEGIN
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
                    round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
-                   job_match_reasons($5, c.j, c.similarity),
+                   job_match_reasons($4, c.j, c.similarity),
                    'semantic'::text
             FROM scored AS c
             ORDER BY c.score DESC, (c.j).id
-            LIMIT $3
-        $q$,
-            vector_search_expression('job_embedding', m.dimensions, m.index_halfvec),
-            CASE WHEN m.index_halfvec THEN 'halfvec' ELSE 'vector' END
-                || '(' || m.dimensions || ')',
-            m.model)
-        USING u.user_embedding, v_window_start, v_limit, m.similarity_threshold, u,
-              v_places, v_types, v_skills, v_query, s.match_candidates,
+            LIMIT $7
+        $q$, jobmatch_nearest_jobs_sql(m, m.index_halfvec))
+        USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
+              v_places, v_types, v_limit, m.similarity_threshold, v_skills, v_query,
               s.rank_keyword_weight, s.rank_skill_weight;
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN

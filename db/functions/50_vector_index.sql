@@ -15,6 +15,36 @@ AS $$
                   CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END, p_dimensions)
 $$;
 
+-- match_jobs' nearest-neighbour search as query text, one definition for
+-- match_jobs and the drift check: (id, distance) of the $3 jobs of the model
+-- nearest to $1, posted since $2, that fit seeker $4's stated constraints
+-- ($5 places, $6 employment types; filtered inside the scan, so an iterative
+-- index scan keeps going until it has enough). The model and expression are
+-- literals, so the planner can use the per-model partial expression index.
+-- p_exact orders by distance + 0, which no index can serve.
+CREATE OR REPLACE FUNCTION jobmatch_nearest_jobs_sql(
+    p_model embedding_models, p_halfvec boolean, p_exact boolean DEFAULT FALSE
+)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT format($q$
+        SELECT j.id, j.%1$s <=> $1::%2$s AS distance
+        FROM canonical_jobs AS j
+        WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
+          AND jobmatch_job_fits($5, $4.willing_to_relocate, $6,
+                $4.salary_min, $4.salary_max, $4.salary_currency,
+                j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                j.ai_work_arrangement, j.ai_employment_type,
+                j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+        ORDER BY (j.%1$s <=> $1::%2$s)%4$s
+        LIMIT $3 $q$,
+        vector_search_expression('job_embedding', p_model.dimensions, p_halfvec),
+        CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END || '(' || p_model.dimensions || ')',
+        p_model.model,
+        CASE WHEN p_exact THEN ' + 0' ELSE '' END)
+$$;
+
 -- lists = rows / 1000 up to 1M rows, sqrt(rows) above (pgvector's advice).
 CREATE OR REPLACE FUNCTION ivfflat_lists_for(p_rows bigint)
 RETURNS integer

@@ -32,9 +32,6 @@ DECLARE
     v_entity text;
     v_column text;
     v_model_column text;
-    v_expr text;
-    v_exact_expr text;
-    v_type text;
     v_search text;
     v_start timestamptz;
     v_seeker user_preferences;
@@ -104,30 +101,10 @@ BEGIN
                     b.entity);
             END IF;
             IF b.entity = 'job' AND coalesce(p_recall_sample, 0) > 0 THEN
-                v_type := CASE WHEN v_model.index_halfvec THEN 'halfvec' ELSE 'vector' END
-                          || '(' || v_model.dimensions || ')';
-                v_expr := vector_search_expression('job_embedding', v_model.dimensions,
-                                                   v_model.index_halfvec);
-                v_exact_expr := vector_search_expression('job_embedding', v_model.dimensions,
-                                                         false);
-                -- match_jobs' search: the nearest rows in the window that fit the
-                -- seeker's hard filters, a pool of max(k, match_candidates), then
-                -- the threshold. The exact one orders by distance + 0, which no
-                -- index can serve.
-                v_search := $q$
-                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}')
-                    FROM (SELECT j.id, j.%1$s <=> $1::%2$s AS distance
-                          FROM canonical_jobs AS j
-                          WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
-                            AND jobmatch_job_fits($5, $6.willing_to_relocate, $7,
-                                  $6.salary_min, $6.salary_max, $6.salary_currency,
-                                  j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                                  j.ai_work_arrangement, j.ai_employment_type,
-                                  j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
-                          ORDER BY (j.%1$s <=> $1::%2$s)%4$s
-                          LIMIT $3) AS n
-                    WHERE 1 - n.distance >= $4
-                $q$;
+                -- match_jobs' search (jobmatch_nearest_jobs_sql), its pool of
+                -- max(k, match_candidates), then the threshold.
+                v_search := 'SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), ''{}'')'
+                            ' FROM (%s) AS n WHERE 1 - n.distance >= $7';
                 v_pool := greatest(p_k, v_settings.match_candidates);
                 PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
                 PERFORM set_config('ivfflat.max_probes',
@@ -147,15 +124,13 @@ BEGIN
                         v_places := jobmatch_lower_set(v_seeker.preferred_locations);
                         v_types := jobmatch_lower_set(v_seeker.employment_types);
                     END IF;
-                    EXECUTE format(v_search, v_exact_expr,
-                                   'vector(' || v_model.dimensions || ')', v_model.model, ' + 0')
-                        INTO v_exact USING v_seeker.user_embedding, v_start, v_pool,
-                                           v_model.similarity_threshold, v_places, v_seeker,
-                                           v_types;
-                    EXECUTE format(v_search, v_expr, v_type, v_model.model, '')
-                        INTO v_ann USING v_seeker.user_embedding, v_start, v_pool,
-                                         v_model.similarity_threshold, v_places, v_seeker,
-                                         v_types;
+                    EXECUTE format(v_search, jobmatch_nearest_jobs_sql(v_model, false, true))
+                        INTO v_exact USING v_seeker.user_embedding, v_start, v_pool, v_seeker,
+                                           v_places, v_types, v_model.similarity_threshold;
+                    EXECUTE format(v_search,
+                                   jobmatch_nearest_jobs_sql(v_model, v_model.index_halfvec))
+                        INTO v_ann USING v_seeker.user_embedding, v_start, v_pool, v_seeker,
+                                         v_places, v_types, v_model.similarity_threshold;
                     IF cardinality(v_exact) > 0 THEN
                         v_one := (SELECT count(*) FROM unnest(v_ann) AS a
                                   WHERE a = ANY (v_exact))::double precision

@@ -44,7 +44,7 @@ BEGIN
               'enqueue_embeddings', 'requeue_dead_letters', 'set_embedding_model',
               'active_embedding_model', 'user_profile_text', 'job_profile_text',
               'job_match_reasons', 'user_keyword_query', 'user_role_query',
-              'jobmatch_keyword_pool', 'vector_index_ddl',
+              'jobmatch_keyword_pool', 'jobmatch_nearest_jobs_sql', 'vector_index_ddl',
               'build_vector_index', 'record_vector_index_build',
               'canonical_jobs_enqueue_changed', 'canonical_jobs_dequeue_deleted',
               'user_preferences_enqueue_changed', 'user_preferences_dequeue_deleted',
