@@ -431,7 +431,7 @@ def main(argv=None) -> int:
     warm_relations(admin, ["canonical_jobs", "user_preferences"])
 
     # exact: the ground truth, and the baseline
-    exact_row, exact = measure_method(url, "exact", "match", ["SET enable_indexscan = off"],
+    exact_row, exact = measure_method(url, "exact", "match", ["SET jobmatch.exact_search = on"],
                                       uids, limit, threshold, clients, duration, None, k,
                                       min(warm, 20), admin, extra={"path": "exact"})
     exact_row["recall_at_10"] = 1.0

@@ -91,7 +91,7 @@ def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(con
     seekers = [r[0] for r in conn.execute("SELECT user_id FROM user_preferences"
                                           " ORDER BY md5(user_id::text || '1') LIMIT 40")]
     with conn.transaction():
-        conn.execute("SET LOCAL enable_indexscan = off")
+        conn.execute("SET LOCAL jobmatch.exact_search = on")
         exact = {u: match_ids(conn, u) for u in seekers}
     with conn.transaction():
         conn.execute("SET LOCAL enable_sort = off")  # walk the index, as tune does

@@ -224,6 +224,15 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
     # iterative scan still fills every answer instead of post-filtering it empty.
     conn.execute("UPDATE embedding_models SET ivfflat_probes = 1 WHERE is_active")
     assert all(len(match(conn, u, 10)) == 10 for u in seekers)
+    # jobmatch.exact_search: the ground truth for recall, whatever the
+    # planner settings (enable_indexscan = off alone still walks the index
+    # here: the walk disables sorting, and the planner picks the cheaper of
+    # two disabled plans)
+    conn.execute("SET enable_indexscan = off")
+    conn.execute("SET jobmatch.exact_search = on")
+    before = index_scans(conn)
+    assert {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers} == exact
+    assert index_scans(conn) == before
 
 
 def index_scans(conn) -> int:

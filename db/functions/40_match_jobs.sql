@@ -157,6 +157,7 @@ DECLARE
     v_ids bigint[];
     v_pool integer;
     v_got bigint;
+    v_exact boolean := current_setting('jobmatch.exact_search', true) = 'on';
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'match_jobs: user_id must not be NULL'
@@ -197,7 +198,9 @@ BEGIN
         -- The planner does not cost detoasting and a distance per row, so with
         -- wide vectors it keeps scanning a big window exactly (bench/README.md):
         -- past exact_scan_max_rows, walk the index. Restored right after.
-        IF vector_index_walk(m, v_window_start) THEN
+        -- SET jobmatch.exact_search = on: no index, full precision, the
+        -- ground truth a recall is measured against.
+        IF NOT coalesce(v_exact, false) AND vector_index_walk(m, v_window_start) THEN
             v_enable_sort := current_setting('enable_sort');
             PERFORM set_config('enable_sort', 'off', true);
         END IF;
@@ -228,7 +231,8 @@ BEGIN
             FROM scored AS c
             ORDER BY c.score DESC, (c.j).id
             LIMIT $7
-        $q$, jobmatch_nearest_jobs_sql(m, m.index_halfvec))
+        $q$, CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
+                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END)
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
               v_places, v_types, v_limit, m.similarity_threshold, v_skills, v_query,
               s.rank_keyword_weight, s.rank_skill_weight;
