@@ -265,43 +265,47 @@ def build_mem(rows: int, dims: int, method: str, halfvec: bool) -> str:
     return f"{min(max(mb, 256), 10240)}MB"
 
 
-def ensure_index(conn, method: str, halfvec: bool, m: int, efc: int, rows: int, dims: int,
+def ensure_index(conn, method: str, halfvec: bool, m: int, efc: int, dims: int,
                  min_rows: int) -> dict:
     """The standard ANN index of canonical_jobs with this config (reused when
     an identical build is recorded); returns name, build seconds and lists."""
     name = "canonical_jobs_job_embedding_ann"
+    # what `jobmatch index rebuild` would build now (the job index covers the
+    # window plus jobmatch_settings.index_margin_days)
+    _n, table, _meth, _half, lists, nrows, since, ddl = conn.execute(
+        "SELECT index_name, table_name, method, is_halfvec, lists, row_count, posted_since, ddl"
+        " FROM vector_index_ddl('job', NULL, %s, NULL, %s, %s, %s, %s)",
+        [min_rows, method, halfvec, m, efc]).fetchone()
     rec = conn.execute("SELECT method, halfvec, lists, rows_at_build, hnsw_m,"
-                       " hnsw_ef_construction FROM vector_index_builds WHERE index_name = %s",
-                       [name]).fetchone()
+                       " hnsw_ef_construction, posted_since FROM vector_index_builds"
+                       " WHERE index_name = %s", [name]).fetchone()
     present = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
     info = perf_db.bench_info(conn) or {}
     builds = info.get("index_builds", {})
-    key = f"{method}-{'halfvec' if halfvec else 'vector'}-m{m}-efc{efc}"
-    if (present and rec and rec[0] == method and rec[1] == halfvec and rec[3] == rows
-            and (method != "hnsw" or (rec[4], rec[5]) == (m, efc)) and key in builds):
+    key = (f"{method}-{'halfvec' if halfvec else 'vector'}-m{m}-efc{efc}"
+           f"{f'-since{since:%Y%m%d}' if since else ''}")
+    if (present and rec and rec[0] == method and rec[1] == halfvec and rec[3] == nrows
+            and rec[6] == since and (method != "hnsw" or (rec[4], rec[5]) == (m, efc))
+            and key in builds):
         return {**builds[key], "reused": True}
     for other, _am in ann_index_names(conn):
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(other)))
     conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(
-        sql.Literal(build_mem(rows, dims, method, halfvec))))
-    _n, table, _meth, _half, lists, nrows, ddl = conn.execute(
-        "SELECT index_name, table_name, method, is_halfvec, lists, row_count, ddl"
-        " FROM vector_index_ddl('job', NULL, %s, NULL, %s, %s, %s, %s)",
-        [min_rows, method, halfvec, m, efc]).fetchone()
+        sql.Literal(build_mem(nrows, dims, method, halfvec))))
     log(f"building {key} ({nrows} rows{f', lists={lists}' if lists else ''}) ...")
     load = loadavg()
     t0 = time.perf_counter()
     conn.execute(ddl)
     seconds = round(time.perf_counter() - t0, 1)
     conn.execute("RESET maintenance_work_mem")
-    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s)",
+    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                  [name, table, method, halfvec, lists, nrows, m if method == "hnsw" else None,
-                  efc if method == "hnsw" else None])
+                  efc if method == "hnsw" else None, since])
     conn.execute("ANALYZE canonical_jobs")
     mb = conn.execute("SELECT pg_relation_size(%s::regclass)", [name]).fetchone()[0] / 2**20
     built = {"name": name, "build_s": seconds, "lists": lists, "rows": nrows, "mb": round(mb, 1),
-             "loadavg_during": load, "maintenance_work_mem": build_mem(rows, dims, method,
-                                                                        halfvec)}
+             "posted_since": since.isoformat() if since else None, "loadavg_during": load,
+             "maintenance_work_mem": build_mem(nrows, dims, method, halfvec)}
     builds[key] = built
     perf_db.set_info(conn, index_builds=builds)
     log(f"built {key} in {seconds}s")
@@ -463,7 +467,7 @@ def main(argv=None) -> int:
                 halfvec = precision == "halfvec"
                 label = f"{method}{' halfvec' if halfvec else ''}"
                 built = ensure_index(admin, method, halfvec, a.hnsw_m, a.hnsw_ef_construction,
-                                     len(ds.jobs), a.dims, min_rows)
+                                     a.dims, min_rows)
                 result["index_builds"][label] = built
                 admin.execute("UPDATE embedding_models SET index_method = %s,"
                               " index_halfvec = %s WHERE is_active", [method, halfvec])

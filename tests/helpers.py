@@ -68,3 +68,25 @@ def drain_with(conn, fn, worker: str = "t", batch: int = 1000) -> int:
     while rows := queue.claim(conn, worker, batch):
         total += queue.complete(conn, worker, MODEL, rows, [fn(r.text) for r in rows])
     return total
+
+
+def clustered_jobs(conn, rng, n, clusters, spread, year_of_dates=False):
+    """n jobs around `clusters` random centers (unit vectors), loaded by COPY;
+    with year_of_dates their posted dates spread over a year (~1/6 in the
+    window), else posted now. Returns (centers, job vectors)."""
+    centers = rng.standard_normal((clusters, 384)).astype(np.float32)
+    vecs = centers[rng.integers(0, clusters, n)] \
+        + spread * rng.standard_normal((n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    if year_of_dates:
+        days = rng.integers(0, 360, n)
+        rows = ((f"Job {i}", f"{np.datetime64('today') - int(days[i])}", vecs[i], MODEL)
+                for i in range(n))
+        columns = "title, posted_date, job_embedding, job_embedding_model"
+    else:
+        rows = ((f"Job {i}", vecs[i], MODEL) for i in range(n))
+        columns = "title, job_embedding, job_embedding_model"
+    with conn.cursor().copy(f"COPY canonical_jobs ({columns}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+    return centers, vecs

@@ -87,13 +87,17 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
     # another method and precision become the model's, so match_jobs searches with them
     out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--method", "hnsw",
                    "--precision", "halfvec").stdout
-    assert "hnsw halfvec over 2000 rows" in out
+    since = conn.execute("SELECT current_date - 67").fetchone()[0]  # window + 7-day margin
+    assert f"hnsw halfvec over 2000 rows posted since {since}" in out
     assert conn.execute("SELECT index_method, index_halfvec FROM embedding_models"
                         " WHERE is_active").fetchone() == ("hnsw", True)
-    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_sort = off")  # walk the index, as match_jobs does on a big window
+    window_start = conn.execute("SELECT (current_date - 60)::timestamptz").fetchone()[0]
     plan = "\n".join(r[0] for r in conn.execute(
         "EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model = 'multilingual-e5-small'"
-        " ORDER BY job_embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 5", [unit(1)]))
+        " AND posted_date >= %s"
+        " ORDER BY job_embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 5",
+        [window_start, unit(1)]))
     assert "canonical_jobs_job_embedding_ann" in plan
 
 

@@ -55,6 +55,9 @@ def clustered(conn, n=12000, seekers=60, seed=42):
     q = centers[rng.integers(0, 20, seekers)] + 0.6 * rng.standard_normal((seekers, 384))
     load_seekers(conn, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32))
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    # indexes over the whole table, so a small table has rows for many lists
+    # (tests/test_recent_index.py tunes the default, the window's index)
+    conn.execute("UPDATE jobmatch_settings SET index_margin_days = NULL")
     conn.execute("ANALYZE canonical_jobs")
 
 

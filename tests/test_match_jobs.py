@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from helpers import MODEL as MODEL_NAME
-from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
+from helpers import at_similarity, clustered_jobs, job, set_job_vector, set_user_vector, unit, user
 
 COLUMNS = ["job_id", "title", "company", "location", "work_arrangement", "remote_allowed",
            "salary_min", "salary_max", "salary_currency", "posted_date", "similarity",
@@ -167,33 +167,13 @@ def test_match_jobs_is_read_only_and_leaves_probes_alone(conn, seeker):
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "3"
 
 
-def clustered_jobs(conn, rng, n, clusters, spread, year_of_dates=False):
-    """n jobs around `clusters` random centers (unit vectors), loaded by COPY;
-    with year_of_dates their posted dates spread over a year (~1/6 in the
-    window), else posted now. Returns (centers, job vectors)."""
-    centers = rng.standard_normal((clusters, 384)).astype(np.float32)
-    vecs = centers[rng.integers(0, clusters, n)] \
-        + spread * rng.standard_normal((n, 384)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    if year_of_dates:
-        days = rng.integers(0, 360, n)
-        rows = ((f"Job {i}", f"{np.datetime64('today') - int(days[i])}", vecs[i], MODEL_NAME)
-                for i in range(n))
-        columns = "title, posted_date, job_embedding, job_embedding_model"
-    else:
-        rows = ((f"Job {i}", vecs[i], MODEL_NAME) for i in range(n))
-        columns = "title, job_embedding, job_embedding_model"
-    with conn.cursor().copy(f"COPY canonical_jobs ({columns}) FROM STDIN") as cp:
-        for row in rows:
-            cp.write_row(row)
-    return centers, vecs
-
-
 def test_same_results_with_and_without_the_ivfflat_index(conn):
     rng = np.random.default_rng(42)
     # ~1/6 in the window: the index must not lose rows
     centers, _ = clustered_jobs(conn, rng, 12000, 20, 0.6, year_of_dates=True)
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    # an index over the whole table (tests/test_recent_index.py: the window's)
+    conn.execute("UPDATE jobmatch_settings SET index_margin_days = NULL")
     seekers = []
     for uid in range(1, 21):
         q = centers[uid % 20] + 0.6 * rng.standard_normal(384).astype(np.float32)

@@ -25,6 +25,7 @@ RELEASED_MIGRATIONS = {
     "0005_ranking.sql": "51ef0f0fcfad57e2e322c5527314a8f410d3ff7d2e7aa39d40fc69fc503879a7",
     "0006_exact_scan_rows.sql": "03af3c6db1ad325e3ae29c8af64cd000e08d48246f327cd595d949a62222cd33",
     "0007_keyword_candidates.sql": "a560c73adb3fdedea13877f009652005769973348f813088cbb71606b57b4713",
+    "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -107,7 +108,7 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
     first = migrate(empty_dsn, LOCAL_MODEL)
     assert first["migrations"] == ["0001_bot_tables", "0002_embeddings", "0003_keyword_index",
                                    "0004_index_methods", "0005_ranking", "0006_exact_scan_rows",
-                                   "0007_keyword_candidates"]
+                                   "0007_keyword_candidates", "0008_recent_job_index"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

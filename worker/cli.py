@@ -109,6 +109,8 @@ def cmd_health(args) -> int:
             print(f"index:        {ix['index_name']} ({ix['method']}"
                   f"{' halfvec' if ix['is_halfvec'] else ''}), built on {ix['rows_at_build']}"
                   f" rows, now {ix['rows_now']}"
+                  + (f" (jobs posted since {ix['posted_since']:%Y-%m-%d})"
+                     if ix.get("posted_since") else "")
                   + (f", sampled recall of match_jobs' candidates {recall:.3f}" if recall is not None else ""))
         if ix["warning"]:
             print(f"WARNING:      {ix['warning']}")
@@ -127,7 +129,10 @@ def cmd_index(args) -> int:
             return 2
     kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
     lists = f" lists={result['lists']}" if result["lists"] else ""
-    print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']} rows")
+    since = (f" posted since {result['posted_since']:%Y-%m-%d}"
+             if result.get("posted_since") else "")
+    print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']}"
+          f" rows{since}")
     return 0
 
 

@@ -49,9 +49,11 @@ class IndexInfo:
     method: str           # ivfflat | hnsw
     halfvec: bool
     lists: int | None
-    indexed_rows: int     # rows with a vector of the active model
+    indexed_rows: int     # rows the index holds: a vector of the active model (and,
+                          # for a partial job index, posted since its cutoff)
     window_rows: int | None  # jobs in the match window (job table only)
     planner_uses_index: bool | None = None
+    predicate: str | None = None  # the index's WHERE, e.g. model and posted_date cutoff
 
 
 @dataclass
@@ -104,7 +106,7 @@ def find_index(conn, entity: str, model: dict) -> IndexInfo:
     rows = conn.execute(
         """SELECT c.relname, am.amname, pg_get_indexdef(i.indexrelid),
                   (SELECT option_value::int FROM pg_options_to_table(c.reloptions)
-                   WHERE option_name = 'lists')
+                   WHERE option_name = 'lists'), pg_get_expr(i.indpred, i.indrelid)
            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_am am ON am.oid = c.relam
            WHERE i.indrelid = %s::regclass AND am.amname IN ('ivfflat', 'hnsw')
@@ -119,10 +121,11 @@ def find_index(conn, entity: str, model: dict) -> IndexInfo:
             f"`jobmatch index rebuild --table {entity}`")
     # prefer the method the model asks for
     wanted.sort(key=lambda r: (r[1] != model["index_method"], r[0]))
-    name, method, _def, lists = wanted[0]
+    name, method, _def, lists, predicate = wanted[0]
     indexed = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {} = %s AND {} IS NOT NULL").format(
-            sql.Identifier(table), sql.Identifier(model_col), sql.Identifier(column)),
+        sql.SQL("SELECT count(*) FROM {} WHERE {} = %s AND {} IS NOT NULL AND {}").format(
+            sql.Identifier(table), sql.Identifier(model_col), sql.Identifier(column),
+            sql.SQL(predicate or "true")),
         [model["model"]]).fetchone()[0]
     window = None
     if entity == "job":
@@ -130,7 +133,8 @@ def find_index(conn, entity: str, model: dict) -> IndexInfo:
             "SELECT count(*) FROM canonical_jobs WHERE job_embedding_model = %s"
             " AND job_embedding IS NOT NULL AND posted_date >= %s",
             [model["model"], window_start(conn)]).fetchone()[0]
-    return IndexInfo(name, table, method, model["index_halfvec"], lists, indexed, window)
+    return IndexInfo(name, table, method, model["index_halfvec"], lists, indexed, window,
+                     predicate=predicate)
 
 
 def _normalize_def(text: str) -> str:
@@ -356,17 +360,20 @@ def recommend(points: list[Point], target: float) -> Point | None:
     return min(close, key=lambda p: (p.lists is not None and p.candidate, p.setting))
 
 
-def _build_candidate(conn, entity: str, model: dict, halfvec: bool, lists: int) -> str:
+def _build_candidate(conn, entity: str, model: dict, index: IndexInfo, lists: int) -> str:
+    """A temporary ivfflat index over the rows the live one holds (its WHERE)."""
     table, _key, column, model_col, _q = TABLES[entity]
+    halfvec = index.halfvec
     name = f"{table}_tune_lists{lists}"
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
     ops = "halfvec_cosine_ops" if halfvec else "vector_cosine_ops"
     expr = _expr(column, model["dimensions"], halfvec, normalized=True)
     conn.execute(sql.SQL(
         f"CREATE INDEX CONCURRENTLY {{}} ON {{}} USING ivfflat ({expr} {ops})"
-        " WITH (lists = {}) WHERE {} = {}").format(
+        " WITH (lists = {}) WHERE {}").format(
         sql.Identifier(name), sql.Identifier(table), sql.Literal(int(lists)),
-        sql.Identifier(model_col), sql.Literal(model["model"])))
+        sql.SQL(index.predicate) if index.predicate else
+        sql.SQL("{} = {}").format(sql.Identifier(model_col), sql.Literal(model["model"]))))
     return name
 
 
@@ -418,7 +425,7 @@ def tune(conn: psycopg.Connection, entity: str = "job", sample: int = 100,
             break
         log(f"building a candidate ivfflat index with lists={lists}")
         t0 = time.perf_counter()
-        name = _build_candidate(conn, entity, model, index.halfvec, lists)
+        name = _build_candidate(conn, entity, model, index, lists)
         built = time.perf_counter() - t0
         try:
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(index.table)))

@@ -18,8 +18,8 @@ def rebuild(conn: psycopg.Connection, entity_type: str, lists: int | None = None
                          [entity_type]).fetchone()[0]
     building = final + "_new"
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(building)))
-    name, table, method, halfvec, lists, rows, ddl = conn.execute(
-        "SELECT index_name, table_name, method, is_halfvec, lists, row_count, ddl"
+    name, table, method, halfvec, lists, rows, since, ddl = conn.execute(
+        "SELECT index_name, table_name, method, is_halfvec, lists, row_count, posted_since, ddl"
         " FROM vector_index_ddl(%s, %s, %s, %s, %s, %s)",
         [entity_type, lists, min_rows, building, method, halfvec]).fetchone()
     conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
@@ -27,8 +27,8 @@ def rebuild(conn: psycopg.Connection, entity_type: str, lists: int | None = None
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(building),
                                                                sql.Identifier(final)))
     hnsw = method == "hnsw"
-    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s)",
+    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                  [final, table, method, halfvec, lists, rows, 16 if hnsw else None,
-                  64 if hnsw else None])
+                  64 if hnsw else None, since])
     return {"index": final, "table": table, "method": method, "halfvec": halfvec,
-            "lists": lists, "rows": rows}
+            "lists": lists, "rows": rows, "posted_since": since}

@@ -57,6 +57,11 @@ $$;
 -- The DDL for a table's vector index, sized from the rows that have a
 -- vector of the active model. An ivfflat index is refused when there is too
 -- little data: trained on a few rows it clusters badly and stays bad.
+-- The job index is partial: jobs posted since the window's start less
+-- jobmatch_settings.index_margin_days (posted_since; NULL margin: the whole
+-- table). match_jobs needs no change for it: its window start is a value
+-- when the query is planned, and the planner proves that a window starting
+-- after posted_since lies inside the index.
 -- The CLI runs this DDL CONCURRENTLY; build_vector_index runs it in place.
 CREATE OR REPLACE FUNCTION vector_index_ddl(
     p_entity_type text,
@@ -70,7 +75,7 @@ CREATE OR REPLACE FUNCTION vector_index_ddl(
 )
 RETURNS TABLE (
     index_name text, table_name text, method text, is_halfvec boolean,
-    lists integer, row_count bigint, ddl text
+    lists integer, row_count bigint, posted_since timestamptz, ddl text
 )
 LANGUAGE plpgsql STABLE
 AS $$
@@ -79,6 +84,7 @@ DECLARE
     v_column text;
     v_model_column text;
     v_needed bigint;
+    v_scope text;
 BEGIN
     IF v_model.model IS NULL THEN
         RAISE EXCEPTION 'no embedding model configured; run `jobmatch migrate` first'
@@ -111,9 +117,17 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Index as halfvec (up to 4,000 dimensions) or use fewer dimensions.';
     END IF;
-    EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL',
-                   table_name, v_model_column, v_column)
-        INTO row_count USING v_model.model;
+    IF p_entity_type = 'job' THEN
+        SELECT (current_date - s.match_window_days - s.index_margin_days)::timestamptz
+        INTO posted_since FROM jobmatch_settings AS s;
+    END IF;
+    v_scope := format('%I = %L', v_model_column, v_model.model)
+               || CASE WHEN posted_since IS NOT NULL
+                       THEN format(' AND posted_date >= %L::timestamptz', posted_since)
+                       ELSE '' END;
+    EXECUTE format('SELECT count(*) FROM %I WHERE %s AND %I IS NOT NULL',
+                   table_name, v_scope, v_column)
+        INTO row_count;
     index_name := coalesce(p_index_name, table_name || '_' || v_column || '_ann');
     IF method = 'ivfflat' THEN
         lists := coalesce(p_lists, ivfflat_lists_for(row_count));
@@ -125,14 +139,14 @@ BEGIN
                       HINT = 'Below that an exact scan is as fast; build once the vectors are filled.';
         END IF;
     END IF;
-    ddl := format('CREATE INDEX %I ON %I USING %s ((%s) %s) WITH (%s) WHERE %I = %L',
+    ddl := format('CREATE INDEX %I ON %I USING %s ((%s) %s) WITH (%s) WHERE %s',
                   index_name, table_name, method,
                   vector_search_expression(v_column, v_model.dimensions, is_halfvec),
                   CASE WHEN is_halfvec THEN 'halfvec_cosine_ops' ELSE 'vector_cosine_ops' END,
                   CASE WHEN method = 'ivfflat' THEN format('lists = %s', lists)
                        ELSE format('m = %s, ef_construction = %s', p_hnsw_m,
                                    p_hnsw_ef_construction) END,
-                  v_model_column, v_model.model);
+                  v_scope);
     RETURN NEXT;
 END
 $$;
@@ -143,20 +157,23 @@ $$;
 CREATE OR REPLACE FUNCTION record_vector_index_build(
     p_index_name text, p_table_name text, p_method text, p_halfvec boolean,
     p_lists integer, p_rows bigint,
-    p_hnsw_m integer DEFAULT NULL, p_hnsw_ef_construction integer DEFAULT NULL
+    p_hnsw_m integer DEFAULT NULL, p_hnsw_ef_construction integer DEFAULT NULL,
+    p_posted_since timestamptz DEFAULT NULL
 )
 RETURNS void
 LANGUAGE sql
 AS $$
     INSERT INTO vector_index_builds AS b (index_name, table_name, model, method, halfvec,
-                                          lists, rows_at_build, hnsw_m, hnsw_ef_construction)
+                                          lists, rows_at_build, hnsw_m, hnsw_ef_construction,
+                                          posted_since)
     VALUES (p_index_name, p_table_name, (active_embedding_model()).model, p_method, p_halfvec,
-            p_lists, p_rows, p_hnsw_m, p_hnsw_ef_construction)
+            p_lists, p_rows, p_hnsw_m, p_hnsw_ef_construction, p_posted_since)
     ON CONFLICT (index_name) DO UPDATE
         SET table_name = excluded.table_name, model = excluded.model,
             method = excluded.method, halfvec = excluded.halfvec, lists = excluded.lists,
             rows_at_build = excluded.rows_at_build, hnsw_m = excluded.hnsw_m,
-            hnsw_ef_construction = excluded.hnsw_ef_construction, built_at = now();
+            hnsw_ef_construction = excluded.hnsw_ef_construction,
+            posted_since = excluded.posted_since, built_at = now();
     UPDATE embedding_models
     SET index_method = p_method, index_halfvec = p_halfvec
     WHERE is_active AND p_table_name = 'canonical_jobs'
@@ -186,7 +203,8 @@ BEGIN
     PERFORM record_vector_index_build(d.index_name, d.table_name, d.method, d.is_halfvec,
                                       d.lists, d.row_count,
                                       CASE WHEN d.method = 'hnsw' THEN 16 END,
-                                      CASE WHEN d.method = 'hnsw' THEN 64 END);
+                                      CASE WHEN d.method = 'hnsw' THEN 64 END,
+                                      d.posted_since);
     index_name := d.index_name; method := d.method;
     lists := d.lists; row_count := d.row_count;
     RETURN NEXT;

@@ -10,6 +10,10 @@
 --   the seeker's hard filters) against an exact scan with the same window,
 --   filters and threshold (job index only); flagged when even the mean plus
 --   two standard errors is below p_recall_target.
+-- * a job index that covers jobs posted since posted_since: when the window
+--   now starts before that (match_window_days raised), match_jobs cannot use
+--   it and scans exactly; when it still holds more than a window's length of
+--   jobs that left the window, its scans carry them. Rebuild either way.
 -- * an index recorded for another model, one that was dropped, or a table
 --   with enough vectors and no index at all.
 CREATE OR REPLACE FUNCTION vector_index_drift(
@@ -21,7 +25,8 @@ CREATE OR REPLACE FUNCTION vector_index_drift(
 RETURNS TABLE (
     index_name text, table_name text, method text, is_halfvec boolean,
     lists integer, rows_at_build bigint, rows_now bigint, growth double precision,
-    built_at timestamptz, sampled_recall double precision, warning text
+    built_at timestamptz, posted_since timestamptz, sampled_recall double precision,
+    warning text
 )
 LANGUAGE plpgsql
 AS $$
@@ -54,6 +59,7 @@ BEGIN
     FOR b IN
         SELECT x.entity, x.tbl, x.col, x.model_col, vb.index_name AS built_name, vb.method,
                vb.halfvec, vb.lists, vb.rows_at_build, vb.built_at, vb.model,
+               vb.posted_since,
                c.oid IS NOT NULL AS present
         FROM (VALUES ('job', 'canonical_jobs', 'job_embedding', 'job_embedding_model'),
                      ('user', 'user_preferences', 'user_embedding', 'embedding_model'))
@@ -67,10 +73,14 @@ BEGIN
         v_entity := b.entity; v_column := b.col; v_model_column := b.model_col;
         index_name := b.built_name; table_name := b.tbl; method := b.method;
         is_halfvec := b.halfvec; lists := b.lists; rows_at_build := b.rows_at_build;
-        built_at := b.built_at; sampled_recall := NULL; v_warnings := '{}';
-        EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL',
-                       b.tbl, b.model_col, b.col)
-            INTO rows_now USING v_model.model;
+        built_at := b.built_at; posted_since := b.posted_since; sampled_recall := NULL;
+        v_warnings := '{}';
+        -- the rows the index holds now
+        EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL%s',
+                       b.tbl, b.model_col, b.col,
+                       CASE WHEN b.posted_since IS NOT NULL
+                            THEN ' AND posted_date >= $2' ELSE '' END)
+            INTO rows_now USING v_model.model, b.posted_since;
         growth := CASE WHEN b.rows_at_build > 0
                        THEN rows_now::double precision / b.rows_at_build END;
         IF b.built_name IS NULL THEN
@@ -93,6 +103,20 @@ BEGIN
                 '`jobmatch index rebuild --table %s`', b.built_name, b.model, v_model.model,
                 b.entity);
         ELSE
+            IF b.posted_since > v_start THEN
+                v_warnings := v_warnings || format(
+                    'index %s covers jobs posted since %s, the %s-day window starts %s: '
+                    'match_jobs cannot use it and scans exactly; rebuild with '
+                    '`jobmatch index rebuild --table job`', b.built_name,
+                    b.posted_since::date, v_settings.match_window_days, v_start::date);
+            ELSIF v_start - b.posted_since
+                  > make_interval(days => v_settings.match_window_days) THEN
+                v_warnings := v_warnings || format(
+                    'index %s still holds jobs posted since %s, more than a window before '
+                    'the window (%s): its scans carry them; rebuild it weekly with '
+                    '`jobmatch index rebuild --table job`', b.built_name,
+                    b.posted_since::date, v_start::date);
+            END IF;
             IF b.method = 'ivfflat' AND growth > p_growth_ratio THEN
                 v_warnings := v_warnings || format(
                     'ivfflat index %s was built on %s rows, the table now has %s (x%s): '
