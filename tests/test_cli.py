@@ -67,7 +67,8 @@ def test_health_reports_status(conn, dsn):
 
 
 def test_index_rebuild_refuses_too_little_data(dsn):
-    result = jobmatch(dsn, "index", "rebuild", "--table", "job", check=False)
+    result = jobmatch(dsn, "index", "rebuild", "--table", "job", "--method", "ivfflat",
+                      check=False)
     assert result.returncode == 2 and "refusing to build" in result.stderr
 
 
@@ -77,14 +78,16 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
                             " FROM STDIN") as cp:
         for i in range(2000):
             cp.write_row((f"Job {i}", unit(i), "multilingual-e5-small"))
-    out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "20").stdout
-    assert "lists=20 over 2000 rows" in out
+    out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "20",
+                   "--method", "ivfflat", "--precision", "vector").stdout
+    assert "ivfflat lists=20 over 2000 rows" in out
     jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--lists", "10")  # swap in place
     assert conn.execute("SELECT indexdef LIKE '%lists=''10''%' FROM pg_indexes WHERE"
                         " indexname = 'canonical_jobs_job_embedding_ann'").fetchone() == (True,)
     assert conn.execute("SELECT lists, rows_at_build FROM vector_index_builds").fetchall() == \
         [(10, 2000)]
-    # another method and precision become the model's, so match_jobs searches with them
+    # the method and precision of a rebuild become the model's, so match_jobs
+    # searches with them (and the next rebuild keeps them)
     out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1000", "--method", "hnsw",
                    "--precision", "halfvec").stdout
     since = conn.execute("SELECT current_date - 67").fetchone()[0]  # window + 7-day margin

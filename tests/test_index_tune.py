@@ -55,13 +55,17 @@ def clustered(conn, n=12000, seekers=60, seed=42):
     q = centers[rng.integers(0, 20, seekers)] + 0.6 * rng.standard_normal((seekers, 384))
     load_seekers(conn, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32))
     conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
-    # indexes over the whole table, so a small table has rows for many lists
-    # (tests/test_recent_index.py tunes the default, the window's index)
+    # ivfflat indexes over the whole table, so a small table has rows for many
+    # lists (tests/test_recent_index.py tunes the window's index)
     conn.execute("UPDATE jobmatch_settings SET index_margin_days = NULL")
+    conn.execute("UPDATE embedding_models SET index_method = 'ivfflat', index_halfvec = false"
+                 " WHERE is_active")
     conn.execute("ANALYZE canonical_jobs")
 
 
 def uniform(conn, n, first_id=1, seed=5):
+    conn.execute("UPDATE embedding_models SET index_method = 'ivfflat', index_halfvec = false"
+                 " WHERE is_active")
     rng = np.random.default_rng(seed)
     vecs = rng.standard_normal((n, 384)).astype(np.float32)
     load_jobs(conn, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), np.zeros(n), first_id)

@@ -182,7 +182,8 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
         seekers.append(uid)
     conn.execute("ANALYZE canonical_jobs")
     exact = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
-    built = conn.execute("SELECT * FROM build_vector_index('job')").fetchone()
+    built = conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat', false)"
+                         ).fetchone()
     assert built[1:3] == ("ivfflat", 12)  # lists = rows / 1000
     conn.execute("ANALYZE canonical_jobs")
     plan = conn.execute("EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model ="
@@ -225,7 +226,7 @@ def index_scans(conn) -> int:
 def test_index_refuses_to_build_on_too_little_data(conn, seeker):
     add_job(conn, seeker, 0.9)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="refusing to build"):
-        conn.execute("SELECT * FROM build_vector_index('job')")
+        conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat')")
 
 
 def test_lists_sizing(conn):
@@ -234,7 +235,8 @@ def test_lists_sizing(conn):
     assert got == (1, 50, 1000, 2000)
 
 
-@pytest.mark.parametrize("method, halfvec", [("hnsw", False), ("ivfflat", True), ("hnsw", True)])
+@pytest.mark.parametrize("method, halfvec", [("hnsw", False), ("ivfflat", True), ("hnsw", True),
+                                             ("ivfflat", False)])
 def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
     rng = np.random.default_rng(7)
     n = 3000
@@ -260,10 +262,9 @@ def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
 def test_full_precision_index_refuses_more_than_2000_dimensions(conn):
     conn.execute("SELECT set_embedding_model('text-embedding-3-large', 'openai', 3072, NULL, true)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="halfvec"):
-        conn.execute("SELECT * FROM vector_index_ddl('job', 10, 0)")
-    ddl = conn.execute("SELECT ddl FROM vector_index_ddl('job', 10, 0, NULL, 'hnsw', true)"
-                       ).fetchone()[0]
-    assert "halfvec(3072)) halfvec_cosine_ops" in ddl and "USING hnsw" in ddl
+        conn.execute("SELECT * FROM vector_index_ddl('job', 10, 0, NULL, 'hnsw', false)")
+    ddl = conn.execute("SELECT ddl FROM vector_index_ddl('job', 10, 0)").fetchone()[0]
+    assert "halfvec(3072)) halfvec_cosine_ops" in ddl and "USING hnsw" in ddl  # the default
 
 
 def constrained_seeker(conn, **prefs):
@@ -365,7 +366,7 @@ def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
                  " WHERE is_active")
     user(conn, 1, job_roles=["Role"])
     set_user_vector(conn, 1, vecs[0])
-    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat', false)")
     conn.execute("ANALYZE canonical_jobs")
     exact_answer = [r["job_id"] for r in match(conn, 1)]
     conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 100 WHERE is_active")

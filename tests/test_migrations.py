@@ -26,6 +26,7 @@ RELEASED_MIGRATIONS = {
     "0006_exact_scan_rows.sql": "03af3c6db1ad325e3ae29c8af64cd000e08d48246f327cd595d949a62222cd33",
     "0007_keyword_candidates.sql": "a560c73adb3fdedea13877f009652005769973348f813088cbb71606b57b4713",
     "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
+    "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -108,7 +109,8 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
     first = migrate(empty_dsn, LOCAL_MODEL)
     assert first["migrations"] == ["0001_bot_tables", "0002_embeddings", "0003_keyword_index",
                                    "0004_index_methods", "0005_ranking", "0006_exact_scan_rows",
-                                   "0007_keyword_candidates", "0008_recent_job_index"]
+                                   "0007_keyword_candidates", "0008_recent_job_index",
+                                   "0009_hnsw_halfvec_default"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)
@@ -185,3 +187,33 @@ def test_sqlfluff_passes_on_db():
     result = subprocess.run([sys.executable, "-m", "sqlfluff", "lint", "db/"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_hnsw_halfvec_default_leaves_an_install_with_an_index_as_it_chose(empty_dsn):
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(yoyo_url(empty_dsn))
+    migrations = read_migrations(str(migrations_dir()))
+    before = migrations.__class__([m for m in migrations if m.id < "0009"])
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(before))
+    with psycopg.connect(empty_dsn, autocommit=True) as c:
+        assert c.execute("SELECT DISTINCT index_method, index_halfvec FROM embedding_models"
+                         ).fetchall() == [("ivfflat", False)]
+        c.execute("INSERT INTO vector_index_builds (index_name, table_name, model, method,"
+                  " lists, rows_at_build) VALUES ('ann', 'canonical_jobs',"
+                  " 'multilingual-e5-small', 'ivfflat', 100, 100000)")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+    with psycopg.connect(empty_dsn, autocommit=True) as c:
+        assert c.execute("SELECT DISTINCT index_method, index_halfvec FROM embedding_models"
+                         ).fetchall() == [("ivfflat", False)]  # its index is still searched
+        c.execute("INSERT INTO embedding_models (model, provider, dimensions,"
+                  " similarity_threshold) VALUES ('new-model', 'openai', 256, 0.5)")
+        assert c.execute("SELECT index_method, index_halfvec FROM embedding_models"
+                         " WHERE model = 'new-model'").fetchone() == ("hnsw", True)
+
+
+def test_a_new_install_defaults_to_hnsw_halfvec(conn):
+    assert conn.execute("SELECT DISTINCT index_method, index_halfvec FROM embedding_models"
+                        ).fetchall() == [("hnsw", True)]

@@ -70,7 +70,7 @@ def test_match_jobs_searches_the_partial_index_while_it_covers_the_window(conn, 
     exact = {u: exact_ids(conn, u) for u in seekers}
     assert all(len(v) == 10 for v in exact.values())
     name, method, lists, rows = conn.execute(
-        "SELECT * FROM build_vector_index('job', NULL, 1000)").fetchone()
+        "SELECT * FROM build_vector_index('job', NULL, 1000, 'ivfflat')").fetchone()
     assert method == "ivfflat" and lists == rows // 1000
     assert conn.execute("SELECT posted_since IS NOT NULL FROM vector_index_builds"
                         " WHERE index_name = %s", [name]).fetchone()[0]
@@ -104,7 +104,7 @@ def test_health_asks_for_a_rebuild_once_the_index_holds_a_window_of_old_jobs(con
 def test_tune_measures_the_partial_index_and_its_candidates(conn, year_of_jobs):
     from worker.index_tune import tune
 
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000, 'ivfflat', false)")
     conn.execute("ANALYZE canonical_jobs")
     conn.autocommit = True  # candidate indexes build CONCURRENTLY
     result = tune(conn, "job", sample=10, settings=[1, 2], candidate_lists=[1])

@@ -214,11 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(r, "--min-rows", "JOBMATCH_INDEX_MIN_ROWS", 10000, type=int,
              help="refuse to build an ivfflat index with fewer embedded rows")
     env_flag(r, "--method", "JOBMATCH_INDEX_METHOD", None, choices=["ivfflat", "hnsw"],
-             help="index method (default: embedding_models.index_method, ivfflat); "
+             help="index method (default: embedding_models.index_method, hnsw); "
                   "for the job table the choice is stored there, so match_jobs uses it")
     env_flag(r, "--precision", "JOBMATCH_INDEX_PRECISION", None, choices=["vector", "halfvec"],
              help="index full-precision vectors or halfvec, half the memory (default: "
-                  "embedding_models.index_halfvec, vector); stored like --method")
+                  "embedding_models.index_halfvec, halfvec); stored like --method")
     r.set_defaults(func=cmd_index)
     t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
                                      "of seekers: recall@10 vs exact and latency; recommend")

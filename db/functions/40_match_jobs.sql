@@ -206,17 +206,19 @@ BEGIN
         END IF;
         -- The nearest jobs that fit the seeker's stated constraints
         -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
-        -- own words.
+        -- own words. The index (halfvec) only picks them: similarity and
+        -- threshold use the stored vectors, as an exact search does.
         RETURN QUERY EXECUTE format($q$
             WITH nearest AS MATERIALIZED (%s), scored AS (
-                SELECT j, 1 - n.distance AS similarity,
-                       (1 - n.distance)
+                SELECT j, v.similarity,
+                       v.similarity
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
                        + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
                                                       j.ai_preferred_skills) AS score
                 FROM nearest AS n
                 INNER JOIN canonical_jobs AS j ON j.id = n.id
-                WHERE 1 - n.distance >= $8
+                CROSS JOIN LATERAL (SELECT 1 - (j.job_embedding <=> $1) AS similarity) AS v
+                WHERE v.similarity >= $8
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
