@@ -221,7 +221,8 @@ def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False
                exact: bool = False, fits: bool = False) -> sql.SQL:
     """match_jobs' nearest-neighbour CTE (job: window, the seeker's hard
     filters, a pool of max(limit, match_candidates)) or its mirror for users;
-    the pool's ids that clear the threshold, nearest first. `exact` orders by
+    the pool's ids that clear the threshold (on the stored vectors' distance,
+    as match_jobs), nearest first. `exact` orders by
     distance + 0, which no index can serve: a full scan of the filtered rows."""
     table, key, column, model_col, _q = TABLES[entity]
     dims = model["dimensions"]
@@ -232,7 +233,7 @@ def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False
         where += FITS
     return sql.SQL(f"""
         WITH nearest AS MATERIALIZED (
-            SELECT t.{key} AS id, {expr} <=> %(q)s::{cast} AS distance
+            SELECT t.{key} AS id, t.{column} <=> %(q)s::vector AS distance
             FROM {table} AS t
             WHERE t.{model_col} = {{model}} {where}
             ORDER BY ({expr} <=> %(q)s::{cast}){" + 0" if exact else ""}

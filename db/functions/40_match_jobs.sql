@@ -157,7 +157,7 @@ DECLARE
     v_ids bigint[];
     v_pool integer;
     v_got bigint;
-    v_exact boolean := current_setting('jobmatch.exact_search', true) = 'on';
+    v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'match_jobs: user_id must not be NULL'
@@ -200,25 +200,23 @@ BEGIN
         -- past exact_scan_max_rows, walk the index. Restored right after.
         -- SET jobmatch.exact_search = on: no index, full precision, the
         -- ground truth a recall is measured against.
-        IF NOT coalesce(v_exact, false) AND vector_index_walk(m, v_window_start) THEN
+        IF NOT v_exact AND vector_index_walk(m, v_window_start) THEN
             v_enable_sort := current_setting('enable_sort');
             PERFORM set_config('enable_sort', 'off', true);
         END IF;
         -- The nearest jobs that fit the seeker's stated constraints
         -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
-        -- own words. The index (halfvec) only picks them: similarity and
-        -- threshold use the stored vectors, as an exact search does.
+        -- own words.
         RETURN QUERY EXECUTE format($q$
             WITH nearest AS MATERIALIZED (%s), scored AS (
-                SELECT j, v.similarity,
-                       v.similarity
+                SELECT j, 1 - n.distance AS similarity,
+                       (1 - n.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
                        + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
                                                       j.ai_preferred_skills) AS score
                 FROM nearest AS n
                 INNER JOIN canonical_jobs AS j ON j.id = n.id
-                CROSS JOIN LATERAL (SELECT 1 - (j.job_embedding <=> $1) AS similarity) AS v
-                WHERE v.similarity >= $8
+                WHERE 1 - n.distance >= $8
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),

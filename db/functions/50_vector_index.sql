@@ -21,7 +21,9 @@ $$;
 -- ($5 places, $6 employment types; filtered inside the scan, so an iterative
 -- index scan keeps going until it has enough). The model and expression are
 -- literals, so the planner can use the per-model partial expression index.
--- p_exact orders by distance + 0, which no index can serve.
+-- The index expression (halfvec or not) only orders the scan: distance is
+-- the stored vectors', as an exact search computes it, read with the row the
+-- scan fetches anyway. p_exact orders by distance + 0, which no index can serve.
 CREATE OR REPLACE FUNCTION jobmatch_nearest_jobs_sql(
     p_model embedding_models, p_halfvec boolean, p_exact boolean DEFAULT FALSE
 )
@@ -29,7 +31,7 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT format($q$
-        SELECT j.id, j.%1$s <=> $1::%2$s AS distance
+        SELECT j.id, j.job_embedding <=> $1 AS distance
         FROM canonical_jobs AS j
         WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
           AND jobmatch_job_fits($5, $4.willing_to_relocate, $6,
