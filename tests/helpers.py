@@ -90,3 +90,11 @@ def clustered_jobs(conn, rng, n, clusters, spread, year_of_dates=False):
         for row in rows:
             cp.write_row(row)
     return centers, vecs
+
+
+def index_scans(conn) -> int:
+    """Scans of the job vector index so far (statistics flushed first)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
+                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ann'").fetchone()[0]

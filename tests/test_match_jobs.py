@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from helpers import MODEL as MODEL_NAME
-from helpers import at_similarity, clustered_jobs, job, set_job_vector, set_user_vector, unit, user
+from helpers import (at_similarity, clustered_jobs, index_scans, job, set_job_vector,
+                     set_user_vector, unit, user)
 
 COLUMNS = ["job_id", "title", "company", "location", "work_arrangement", "remote_allowed",
            "salary_min", "salary_max", "salary_currency", "posted_date", "similarity",
@@ -214,13 +215,6 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
     before = index_scans(conn)
     assert {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers} == exact
     assert index_scans(conn) == before
-
-
-def index_scans(conn) -> int:
-    conn.execute("SELECT pg_stat_force_next_flush()")
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
-                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ann'").fetchone()[0]
 
 
 def test_index_refuses_to_build_on_too_little_data(conn, seeker):

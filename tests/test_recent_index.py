@@ -6,7 +6,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from helpers import clustered_jobs, set_user_vector, user
+from helpers import clustered_jobs, index_scans, set_user_vector, user
 
 
 def ids(conn, uid):
@@ -17,13 +17,6 @@ def exact_ids(conn, uid):
     with conn.transaction():
         conn.execute("SET LOCAL jobmatch.exact_search = on")
         return ids(conn, uid)
-
-
-def index_scans(conn) -> int:
-    conn.execute("SELECT pg_stat_force_next_flush()")
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
-                        " WHERE indexrelname = 'canonical_jobs_job_embedding_ann'").fetchone()[0]
 
 
 def drift_warning(conn) -> str | None:
