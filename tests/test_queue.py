@@ -240,11 +240,40 @@ def test_an_edit_to_a_leased_row_frees_it_from_the_old_batch(conn):
     assert new.text == "Seeking roles: Chef"
 
 
-def test_write_back_gives_up_on_a_locked_row_quickly(conn, other):
+def test_write_back_skips_a_row_the_application_holds_and_parks_its_vector(conn, other):
+    # 30 rows, one held by a long application transaction: the 29 free rows
+    # are written at once, the held one waits on its queue row with its
+    # vector, is never handed out to be embedded (paid for) again while held,
+    # and is written by a later claim once the application lets go.
+    for uid in range(1, 31):
+        user(conn, uid, job_roles=[f"Cook {uid}"])
+    rows = queue.claim(conn, "w", 100)
+    assert len(rows) == 30
+    with other.transaction():
+        other.execute("SELECT 1 FROM user_preferences WHERE user_id = 7 FOR UPDATE")
+        assert queue.complete(conn, "w", MODEL, rows, [unit(i) for i in range(30)]) == 29
+        assert queue_rows(conn) == [("user", 7)]
+        parked = conn.execute("SELECT locked_by, parked_hash = %s, run_after > now()"
+                              " FROM embedding_queue", [rows[6].text_hash]).fetchone()
+        assert parked == (None, True, True)
+        conn.execute("UPDATE embedding_queue SET run_after = now()")
+        assert queue.claim(conn, "w2", 100) == []  # still held: not embedded again
+        assert queue_rows(conn) == [("user", 7)]
+    conn.execute("UPDATE embedding_queue SET run_after = now()")
+    assert queue.claim(conn, "w2", 100) == []  # written from the parked vector
+    assert queue_rows(conn) == []
+    stored = conn.execute("SELECT user_embedding FROM user_preferences WHERE user_id = 7"
+                          ).fetchone()[0]
+    assert np.allclose(np.asarray(stored.to_list()), unit(6))
+
+
+def test_a_parked_vector_of_an_old_text_is_dropped_and_the_new_text_embedded(conn, other):
     user(conn, 1, job_roles=["Cook"])
     rows = queue.claim(conn, "w", 10)
     with other.transaction():
         other.execute("SELECT 1 FROM user_preferences WHERE user_id = 1 FOR UPDATE")
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            queue.complete(conn, "w", MODEL, rows, [unit(1)])
-    assert queue.complete(conn, "w", MODEL, rows, [unit(1)]) == 1
+        assert queue.complete(conn, "w", MODEL, rows, [unit(1)]) == 0
+    conn.execute("UPDATE user_preferences SET job_roles = ARRAY['Chef']")
+    (new,) = queue.claim(conn, "w", 10)
+    assert new.text == "Seeking roles: Chef"
+    assert conn.execute("SELECT user_embedding FROM user_preferences").fetchone() == (None,)

@@ -4,6 +4,8 @@
 CREATE OR REPLACE FUNCTION active_embedding_model()
 RETURNS embedding_models
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
     SELECT m FROM embedding_models AS m WHERE m.is_active
 $$;
@@ -69,6 +71,8 @@ CREATE OR REPLACE FUNCTION enqueue_embeddings(
 )
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_count integer;
@@ -83,6 +87,7 @@ BEGIN
             -- the batch in flight holds the old text: its complete or fail
             -- must not touch the new one, and anyone may claim it now
             locked_by = NULL, locked_until = NULL,
+            parked_embedding = NULL, parked_hash = NULL, parked_model = NULL,
             enqueued_at = CASE WHEN q.priority > 0 THEN now() ELSE q.enqueued_at END;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF EXISTS (SELECT 1 FROM embedding_dead_letter WHERE entity_type = p_entity_type) THEN
@@ -96,63 +101,12 @@ BEGIN
 END
 $$;
 
--- Queues rows whose vector is missing or was made by another model or
--- profile-text version, or (p_older_than) is older than that: low priority,
--- at most p_limit rows, so refreshing never starves new work.
-CREATE OR REPLACE FUNCTION enqueue_stale_embeddings(
-    p_older_than interval DEFAULT NULL,
-    p_priority integer DEFAULT 1,
-    p_limit integer DEFAULT NULL
-)
-RETURNS integer
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_model text := (active_embedding_model()).model;
-    v_version integer := (SELECT profile_text_version FROM jobmatch_settings);
-    v_jobs integer;
-    v_users integer;
-BEGIN
-    INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'job', j.id, p_priority FROM canonical_jobs AS j
-    WHERE (j.job_embedding IS NULL
-           OR j.job_embedding_model IS DISTINCT FROM v_model
-           OR j.embedding_version IS DISTINCT FROM v_version
-           OR j.job_embedding_updated_at < now() - p_older_than)
-      AND NOT EXISTS (SELECT 1 FROM embedding_queue AS q
-                      WHERE q.entity_type = 'job' AND q.entity_id = j.id)
-      -- a dead letter waits for a new text or requeue_dead_letters(), not a refresh
-      AND NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
-                      WHERE d.entity_type = 'job' AND d.entity_id = j.id)
-    ORDER BY j.posted_date DESC NULLS LAST
-    LIMIT p_limit
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS v_jobs = ROW_COUNT;
-    INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'user', u.user_id, p_priority FROM user_preferences AS u
-    WHERE u.user_id IS NOT NULL
-      AND (u.user_embedding IS NULL
-           OR u.embedding_model IS DISTINCT FROM v_model
-           OR u.embedding_version IS DISTINCT FROM v_version
-           OR u.embedding_updated_at < now() - p_older_than)
-      AND NOT EXISTS (SELECT 1 FROM embedding_queue AS q
-                      WHERE q.entity_type = 'user' AND q.entity_id = u.user_id)
-      AND NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
-                      WHERE d.entity_type = 'user' AND d.entity_id = u.user_id)
-    LIMIT p_limit
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS v_users = ROW_COUNT;
-    IF v_jobs + v_users > 0 THEN
-        PERFORM pg_notify('jobmatch_embedding_queue', 'refresh');
-    END IF;
-    RETURN v_jobs + v_users;
-END
-$$;
-
 -- Leases up to p_limit ready rows in one statement (SKIP LOCKED, so
 -- concurrent workers never get the same row) and returns the text to embed
 -- with its hash. The caller commits at once and embeds outside the
--- transaction; the lease keeps others off until it expires.
+-- transaction; the lease keeps others off until it expires. First, vectors
+-- parked because an application transaction held their row are written if
+-- the row is free now (they are never embedded again while parked).
 CREATE OR REPLACE FUNCTION claim_embedding_batch(
     p_worker text,
     p_limit integer DEFAULT 100,
@@ -166,19 +120,58 @@ RETURNS TABLE (
     attempts integer
 )
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_model text := (active_embedding_model()).model;
+    v_types text[];
+    v_ids bigint[];
+    v_hashes uuid[];
+    v_vectors vector[];
 BEGIN
     IF p_worker IS NULL OR p_limit IS NULL OR p_lease IS NULL
        OR p_limit < 1 OR p_lease <= interval '0' THEN
         RAISE EXCEPTION 'claim_embedding_batch: worker, a positive limit and a positive lease are required'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+
+    WITH parked AS (
+        SELECT q.entity_type, q.entity_id
+        FROM embedding_queue AS q
+        WHERE q.parked_hash IS NOT NULL AND q.run_after <= now()
+          AND (q.locked_until IS NULL OR q.locked_until <= now())
+        ORDER BY q.run_after
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE embedding_queue AS q
+        -- a vector of another model is of no use: the row is embedded again
+        SET locked_by = CASE WHEN q.parked_model = v_model THEN p_worker END,
+            locked_until = CASE WHEN q.parked_model = v_model THEN now() + p_lease END,
+            parked_embedding = CASE WHEN q.parked_model = v_model THEN q.parked_embedding END,
+            parked_hash = CASE WHEN q.parked_model = v_model THEN q.parked_hash END,
+            parked_model = CASE WHEN q.parked_model = v_model THEN q.parked_model END
+        FROM parked AS r
+        WHERE q.entity_type = r.entity_type AND q.entity_id = r.entity_id
+        RETURNING q.entity_type, q.entity_id, q.parked_hash, q.parked_embedding
+    )
+    SELECT array_agg(l.entity_type), array_agg(l.entity_id), array_agg(l.parked_hash),
+           array_agg(l.parked_embedding)
+    INTO v_types, v_ids, v_hashes, v_vectors
+    FROM leased AS l
+    WHERE l.parked_hash IS NOT NULL;
+    IF v_ids IS NOT NULL THEN
+        PERFORM jobmatch_apply_vectors(p_worker, v_model, v_types, v_ids, v_hashes, v_vectors);
+    END IF;
+
     RETURN QUERY
     WITH ready AS (
         SELECT q.entity_type, q.entity_id
         FROM embedding_queue AS q
         WHERE q.run_after <= now()
           AND (q.locked_until IS NULL OR q.locked_until <= now())
+          AND q.parked_hash IS NULL
         ORDER BY q.priority, q.run_after
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
@@ -214,128 +207,6 @@ BEGIN
 END
 $$;
 
--- Writes vectors back, but only where the entity's current text still hashes
--- to the claimed hash; a row whose text changed meanwhile stays queued (its
--- lease released) for the new text. Returns the number of vectors written.
-CREATE OR REPLACE FUNCTION complete_embeddings(
-    p_worker text,
-    p_model text,
-    p_entity_types text[],
-    p_entity_ids bigint[],
-    p_text_hashes uuid[],
-    p_embeddings vector[]
-)
-RETURNS integer
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_model embedding_models := active_embedding_model();
-    v_version integer := (SELECT profile_text_version FROM jobmatch_settings);
-    v_bad text;
-    v_written integer;
-BEGIN
-    IF v_model.model IS DISTINCT FROM p_model THEN
-        RAISE EXCEPTION 'complete_embeddings: vectors made by % but this database embeds with %',
-            p_model, coalesce(v_model.model, '(no model configured)')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF cardinality(p_entity_types) IS DISTINCT FROM cardinality(p_entity_ids)
-       OR cardinality(p_entity_ids) IS DISTINCT FROM cardinality(p_text_hashes)
-       OR cardinality(p_text_hashes) IS DISTINCT FROM cardinality(p_embeddings) THEN
-        RAISE EXCEPTION 'complete_embeddings: argument arrays differ in length'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT format('%s %s: %s', i.entity_type, i.entity_id,
-                  CASE WHEN i.embedding IS NULL THEN 'NULL vector'
-                       WHEN vector_dims(i.embedding) <> v_model.dimensions
-                           THEN vector_dims(i.embedding) || ' dimensions, expected '
-                                || v_model.dimensions
-                       ELSE 'zero vector' END)
-    INTO v_bad
-    FROM unnest(p_entity_types, p_entity_ids, p_embeddings) AS i (entity_type, entity_id, embedding)
-    WHERE i.embedding IS NULL
-       OR vector_dims(i.embedding) <> v_model.dimensions
-       OR vector_norm(i.embedding) = 0
-    LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'complete_embeddings: refusing to store a bad vector (%)', v_bad
-            USING ERRCODE = 'data_exception';
-    END IF;
-
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.embedding_results (
-        entity_type text, entity_id bigint, written boolean
-    ) ON COMMIT DROP;
-    TRUNCATE pg_temp.embedding_results;
-
-    WITH input AS (
-        SELECT * FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings)
-            AS i (entity_type, entity_id, text_hash, embedding)
-    ), jobs AS (
-        UPDATE canonical_jobs AS j
-        SET job_embedding = i.embedding,
-            job_embedding_text = job_profile_text(j),
-            job_embedding_hash = i.text_hash,
-            job_embedding_model = p_model,
-            job_embedding_updated_at = now(),
-            embedding_version = v_version
-        FROM input AS i
-        WHERE i.entity_type = 'job' AND j.id = i.entity_id
-          AND jobmatch_text_hash(job_profile_text(j)) = i.text_hash
-        RETURNING 'job'::text AS entity_type, j.id::bigint AS entity_id
-    ), users AS (
-        UPDATE user_preferences AS u
-        SET user_embedding = i.embedding,
-            embedding_text = user_profile_text(u),
-            embedding_hash = i.text_hash,
-            embedding_model = p_model,
-            embedding_updated_at = now(),
-            embedding_version = v_version
-        FROM input AS i
-        WHERE i.entity_type = 'user' AND u.user_id = i.entity_id
-          AND jobmatch_text_hash(user_profile_text(u)) = i.text_hash
-        RETURNING 'user'::text AS entity_type, u.user_id::bigint AS entity_id
-    )
-    INSERT INTO pg_temp.embedding_results
-    SELECT i.entity_type, i.entity_id,
-           EXISTS (SELECT 1 FROM jobs AS w WHERE w.entity_type = i.entity_type
-                                             AND w.entity_id = i.entity_id)
-        OR EXISTS (SELECT 1 FROM users AS w WHERE w.entity_type = i.entity_type
-                                              AND w.entity_id = i.entity_id)
-    FROM input AS i;
-
-    -- Written rows leave the queue. Unwritten ones: gone entity -> leave the
-    -- queue too; changed text -> release the lease so the new text goes next.
-    DELETE FROM embedding_queue AS q
-    USING pg_temp.embedding_results AS r
-    WHERE q.entity_type = r.entity_type AND q.entity_id = r.entity_id
-      AND (r.written
-           OR (r.entity_type = 'job'
-               AND NOT EXISTS (SELECT 1 FROM canonical_jobs AS j WHERE j.id = r.entity_id))
-           OR (r.entity_type = 'user'
-               AND NOT EXISTS (SELECT 1 FROM user_preferences AS u
-                               WHERE u.user_id = r.entity_id)));
-    UPDATE embedding_queue AS q
-    SET locked_by = NULL, locked_until = NULL
-    FROM pg_temp.embedding_results AS r
-    WHERE q.entity_type = r.entity_type AND q.entity_id = r.entity_id
-      AND NOT r.written AND q.locked_by = p_worker;
-
-    SELECT count(*) FILTER (WHERE written) INTO v_written FROM pg_temp.embedding_results;
-    RETURN v_written;
-END
-$$;
-
--- The application's own multi-row UPDATEs lock rows in their order, this in
--- another: rather than let PostgreSQL's deadlock detector (after 1 s) pick the
--- application's statement as the victim, the write-back gives up waiting
--- first; the worker retries it with the same vectors.
-ALTER FUNCTION complete_embeddings(text, text, text[], bigint[], uuid[], vector[])
-SET lock_timeout = '100ms';
--- Its UPDATEs change vectors only: the UPDATE triggers (30_triggers.sql) skip
--- their text comparison while it runs. Set on the function, it ends with it.
-ALTER FUNCTION complete_embeddings(text, text, text[], bigint[], uuid[], vector[])
-SET "jobmatch.writing_vectors" = 'on';
-
 -- A failed attempt: capped exponential backoff with jitter; after the
 -- attempt cap the row moves to embedding_dead_letter with its error.
 -- Only rows this worker still holds are touched. Returns rows dead-lettered.
@@ -347,6 +218,8 @@ CREATE OR REPLACE FUNCTION fail_embeddings(
 )
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 DECLARE
     s jobmatch_settings;
@@ -402,6 +275,8 @@ CREATE OR REPLACE FUNCTION release_embeddings(
 )
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_count integer;
@@ -445,12 +320,22 @@ CREATE OR REPLACE FUNCTION record_embedding_usage(
     p_model text, p_requests bigint, p_inputs bigint, p_tokens bigint
 )
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
+BEGIN
+    -- counts only grow: a negative count would lift the daily token budget
+    IF p_model IS NULL OR p_requests IS NULL OR p_inputs IS NULL
+       OR p_requests < 0 OR p_inputs < 0 OR coalesce(p_tokens, 0) < 0 THEN
+        RAISE EXCEPTION 'record_embedding_usage: a model and non-negative counts are required'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     INSERT INTO embedding_usage AS u (day, model, requests, inputs, tokens)
     VALUES (current_date, p_model, p_requests, p_inputs, coalesce(p_tokens, 0))
     ON CONFLICT (day, model) DO UPDATE
         SET requests = u.requests + excluded.requests,
             inputs = u.inputs + excluded.inputs,
-            tokens = u.tokens + excluded.tokens
+            tokens = u.tokens + excluded.tokens;
+END
 $$;

@@ -1,25 +1,30 @@
 -- Dirty tracking. Statement-level triggers with transition tables: a bulk
 -- load of 100k rows is one set-based enqueue and one NOTIFY, not 100k.
--- An UPDATE enqueues only rows whose profile text actually changed. The
--- worker's own write-back (complete_embeddings, which runs with
--- jobmatch.writing_vectors = on) changes vectors only, so the comparison,
--- two profile texts per written row, is skipped there.
+-- An UPDATE enqueues only rows whose profile text actually changed. A row
+-- whose vector columns the statement wrote (the worker's write-back sets
+-- the embedding time) is checked the cheaper way, one text instead of two:
+-- it is queued unless its stored hash is its new text's. Nothing a session
+-- can set skips the check. Definer functions (triggers run as whoever
+-- writes jobs or preferences; the queue is ours) with a pinned search_path.
 
 CREATE OR REPLACE FUNCTION canonical_jobs_enqueue_changed()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND current_setting('jobmatch.writing_vectors', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM enqueue_embeddings('job', ARRAY(SELECT n.id FROM new_rows AS n));
     ELSE
         PERFORM enqueue_embeddings('job', ARRAY(
             SELECT n.id FROM new_rows AS n
             LEFT JOIN old_rows AS o ON o.id = n.id
-            WHERE o.id IS NULL OR job_profile_text(n) IS DISTINCT FROM job_profile_text(o)));
+            WHERE o.id IS NULL
+               OR CASE WHEN n.job_embedding_updated_at IS DISTINCT FROM o.job_embedding_updated_at
+                       THEN jobmatch_text_hash(job_profile_text(n))
+                            IS DISTINCT FROM n.job_embedding_hash
+                       ELSE job_profile_text(n) IS DISTINCT FROM job_profile_text(o) END));
         -- An id that changed leaves a queue row for an id that is gone.
         DELETE FROM embedding_queue AS q
         USING old_rows AS o
@@ -33,6 +38,8 @@ $$;
 CREATE OR REPLACE FUNCTION canonical_jobs_dequeue_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
@@ -51,11 +58,10 @@ $$;
 CREATE OR REPLACE FUNCTION user_preferences_enqueue_changed()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND current_setting('jobmatch.writing_vectors', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM enqueue_embeddings('user', ARRAY(SELECT n.user_id FROM new_rows AS n));
     ELSE
@@ -63,7 +69,10 @@ BEGIN
             SELECT n.user_id FROM new_rows AS n
             LEFT JOIN old_rows AS o ON o.user_id = n.user_id
             WHERE o.user_id IS NULL
-               OR user_profile_text(n) IS DISTINCT FROM user_profile_text(o)));
+               OR CASE WHEN n.embedding_updated_at IS DISTINCT FROM o.embedding_updated_at
+                       THEN jobmatch_text_hash(user_profile_text(n))
+                            IS DISTINCT FROM n.embedding_hash
+                       ELSE user_profile_text(n) IS DISTINCT FROM user_profile_text(o) END));
         DELETE FROM embedding_queue AS q
         USING old_rows AS o
         WHERE q.entity_type = 'user' AND q.entity_id = o.user_id
@@ -76,6 +85,8 @@ $$;
 CREATE OR REPLACE FUNCTION user_preferences_dequeue_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN

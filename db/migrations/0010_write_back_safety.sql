@@ -1,0 +1,24 @@
+-- depends: 0009_hnsw_halfvec_default
+-- The write-back never waits on a row the application holds, and never
+-- pays twice for it: a vector whose row is locked is parked on its queue
+-- row and written when the row is free. A sweep cursor lets the refresh
+-- find vectors of an old text (triggers bypassed), a bounded batch a time.
+
+ALTER TABLE embedding_queue
+ADD COLUMN parked_embedding vector,
+ADD COLUMN parked_hash uuid,
+ADD COLUMN parked_model text;
+
+ALTER TABLE jobmatch_settings
+ADD COLUMN stale_sweep_rows integer NOT NULL DEFAULT 10000
+CHECK (stale_sweep_rows BETWEEN 0 AND 1000000);
+
+-- Where the refresh's hash check goes on, per entity type: the last id it
+-- checked, NULL for the start (it wraps around at the end of the table).
+CREATE TABLE jobmatch_stale_sweep (
+    entity_type text PRIMARY KEY CHECK (entity_type IN ('job', 'user')),
+    last_id bigint,
+    swept_at timestamptz
+);
+
+INSERT INTO jobmatch_stale_sweep (entity_type) VALUES ('job'), ('user');
