@@ -99,3 +99,20 @@ def test_an_ordinary_small_vector_is_still_accepted(conn):
 def test_usage_counts_never_go_down(conn, counts):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="non-negative"):
         queue.record_usage(conn, MODEL, *counts)
+
+
+def test_rows_modified_without_a_text_change_stay_covered_and_are_stamped(conn):
+    # Health and the sweep rebuild the text only of rows modified since their
+    # vector was written; the sweep stamps those it finds current, so the next
+    # look costs nothing.
+    for uid in range(1, 4):
+        user(conn, uid, job_roles=["Cook"])
+    embed_all(conn)
+    unmodified = "SELECT count(*) FROM user_preferences WHERE xmin = embedding_xmin"
+    assert conn.execute(unmodified).fetchone() == (3,)
+    conn.execute("UPDATE user_preferences SET user_job_input = user_job_input")  # same text
+    assert conn.execute(unmodified).fetchone() == (0,)
+    assert health(conn)[:2] == (3, 3)
+    assert conn.execute("SELECT enqueue_stale_embeddings()").fetchone() == (0,)
+    assert conn.execute(unmodified).fetchone() == (3,)
+    assert queue_rows(conn) == []

@@ -41,6 +41,7 @@ AS $$
             job_embedding_hash = i.text_hash,
             job_embedding_model = p_model,
             job_embedding_updated_at = now(),
+            job_embedding_xmin = pg_current_xact_id()::xid,
             embedding_version = (SELECT s.profile_text_version FROM jobmatch_settings AS s)
         FROM input AS i, free_jobs AS f
         WHERE i.entity_type = 'job' AND f.id = i.entity_id AND j.id = f.id
@@ -53,6 +54,7 @@ AS $$
             embedding_hash = i.text_hash,
             embedding_model = p_model,
             embedding_updated_at = now(),
+            embedding_xmin = pg_current_xact_id()::xid,
             embedding_version = (SELECT s.profile_text_version FROM jobmatch_settings AS s)
         FROM input AS i, free_users AS f
         WHERE i.entity_type = 'user' AND f.user_id = i.entity_id AND u.user_id = f.user_id

@@ -66,10 +66,32 @@ BEGIN
 END
 $$;
 
--- One step of the stale-text sweep (see enqueue_stale_embeddings): checks
+-- Is a row's vector made from its current text? Yes if the row was not
+-- modified since its vector was written (its xmin is still the stamp the
+-- write-back left), otherwise if its stored hash is its current text's.
+-- The stamp saves rebuilding the text of every untouched row.
+CREATE OR REPLACE FUNCTION jobmatch_job_vector_is_current(j canonical_jobs, row_xmin xid)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(row_xmin = j.job_embedding_xmin, false)
+        OR coalesce(j.job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), false)
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_user_vector_is_current(u user_preferences, row_xmin xid)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(row_xmin = u.embedding_xmin, false)
+        OR coalesce(u.embedding_hash = jobmatch_text_hash(user_profile_text(u)), false)
+$$;
+
+-- One step of the stale-text sweep (see enqueue_stale_embeddings): looks at
 -- the next p_rows rows of each table after its cursor in
--- jobmatch_stale_sweep and queues those holding a vector of the active model
--- whose hash is not their current text's. Returns the rows queued.
+-- jobmatch_stale_sweep. Rows holding a vector of the active model that were
+-- modified since it was written are checked: of an old text -> queued; still
+-- current -> stamped, so they are not checked again. Rows another
+-- transaction holds wait for the next pass. Returns the rows queued.
 CREATE OR REPLACE FUNCTION jobmatch_sweep_stale_texts(
     p_model text, p_rows integer, p_priority integer
 )
@@ -90,24 +112,32 @@ BEGIN
     -- jobs: one cursor row, locked so two workers' refreshes take turns
     SELECT c.last_id INTO v_from FROM jobmatch_stale_sweep AS c
     WHERE c.entity_type = 'job' FOR UPDATE;
-    SELECT count(*), max(r.id),
-           array_agg(r.id) FILTER (
-               WHERE r.job_embedding_model = p_model
-                 AND r.job_embedding_hash IS DISTINCT FROM jobmatch_text_hash(r.profile_text))
-    INTO v_seen, v_last, v_stale
-    FROM (
-        SELECT j.id, j.job_embedding_model, j.job_embedding_hash,
-               CASE WHEN j.job_embedding_model = p_model THEN job_profile_text(j) END
-                   AS profile_text
+    WITH scanned AS MATERIALIZED (
+        SELECT j.id,
+               j.job_embedding_model = p_model
+               AND j.xmin IS DISTINCT FROM j.job_embedding_xmin AS modified
         FROM canonical_jobs AS j
         WHERE v_from IS NULL OR j.id > v_from
         ORDER BY j.id
         LIMIT p_rows
-    ) AS r;
+    ), checked AS MATERIALIZED (
+        SELECT j.id, jobmatch_job_vector_is_current(j, NULL) AS current
+        FROM canonical_jobs AS j
+        WHERE j.id IN (SELECT s.id FROM scanned AS s WHERE s.modified)
+        FOR NO KEY UPDATE OF j SKIP LOCKED
+    ), stamped AS (
+        UPDATE canonical_jobs AS j
+        SET job_embedding_xmin = pg_current_xact_id()::xid
+        FROM checked AS c
+        WHERE j.id = c.id AND c.current
+    )
+    SELECT (SELECT count(*) FROM scanned), (SELECT max(s.id) FROM scanned AS s),
+           (SELECT array_agg(c.id) FROM checked AS c WHERE NOT c.current)
+    INTO v_seen, v_last, v_stale;
     INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'job', id, p_priority FROM unnest(v_stale) AS id
+    SELECT 'job', i.id, p_priority FROM unnest(v_stale) AS i (id)
     WHERE NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
-                      WHERE d.entity_type = 'job' AND d.entity_id = id)
+                      WHERE d.entity_type = 'job' AND d.entity_id = i.id)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     v_queued := v_queued + v_count;
@@ -117,24 +147,32 @@ BEGIN
 
     SELECT c.last_id INTO v_from FROM jobmatch_stale_sweep AS c
     WHERE c.entity_type = 'user' FOR UPDATE;
-    SELECT count(*), max(r.user_id),
-           array_agg(r.user_id) FILTER (
-               WHERE r.embedding_model = p_model
-                 AND r.embedding_hash IS DISTINCT FROM jobmatch_text_hash(r.profile_text))
-    INTO v_seen, v_last, v_stale
-    FROM (
-        SELECT u.user_id, u.embedding_model, u.embedding_hash,
-               CASE WHEN u.embedding_model = p_model THEN user_profile_text(u) END
-                   AS profile_text
+    WITH scanned AS MATERIALIZED (
+        SELECT u.user_id,
+               u.embedding_model = p_model
+               AND u.xmin IS DISTINCT FROM u.embedding_xmin AS modified
         FROM user_preferences AS u
         WHERE v_from IS NULL OR u.user_id > v_from
         ORDER BY u.user_id
         LIMIT p_rows
-    ) AS r;
+    ), checked AS MATERIALIZED (
+        SELECT u.user_id, jobmatch_user_vector_is_current(u, NULL) AS current
+        FROM user_preferences AS u
+        WHERE u.user_id IN (SELECT s.user_id FROM scanned AS s WHERE s.modified)
+        FOR NO KEY UPDATE OF u SKIP LOCKED
+    ), stamped AS (
+        UPDATE user_preferences AS u
+        SET embedding_xmin = pg_current_xact_id()::xid
+        FROM checked AS c
+        WHERE u.user_id = c.user_id AND c.current
+    )
+    SELECT (SELECT count(*) FROM scanned), (SELECT max(s.user_id) FROM scanned AS s),
+           (SELECT array_agg(c.user_id) FROM checked AS c WHERE NOT c.current)
+    INTO v_seen, v_last, v_stale;
     INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'user', id, p_priority FROM unnest(v_stale) AS id
+    SELECT 'user', i.id, p_priority FROM unnest(v_stale) AS i (id)
     WHERE NOT EXISTS (SELECT 1 FROM embedding_dead_letter AS d
-                      WHERE d.entity_type = 'user' AND d.entity_id = id)
+                      WHERE d.entity_type = 'user' AND d.entity_id = i.id)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     v_queued := v_queued + v_count;

@@ -1,8 +1,8 @@
 -- Dirty tracking. Statement-level triggers with transition tables: a bulk
 -- load of 100k rows is one set-based enqueue and one NOTIFY, not 100k.
 -- An UPDATE enqueues only rows whose profile text actually changed. A row
--- whose vector columns the statement wrote (the worker's write-back sets
--- the embedding time) is checked the cheaper way, one text instead of two:
+-- whose vector columns the statement wrote (the worker's write-back and the
+-- refresh's sweep stamp them) is checked the cheaper way, one text, not two:
 -- it is queued unless its stored hash is its new text's. Nothing a session
 -- can set skips the check. Definer functions (triggers run as whoever
 -- writes jobs or preferences; the queue is ours) with a pinned search_path.
@@ -22,6 +22,7 @@ BEGIN
             LEFT JOIN old_rows AS o ON o.id = n.id
             WHERE o.id IS NULL
                OR CASE WHEN n.job_embedding_updated_at IS DISTINCT FROM o.job_embedding_updated_at
+                         OR n.job_embedding_xmin IS DISTINCT FROM o.job_embedding_xmin
                        THEN jobmatch_text_hash(job_profile_text(n))
                             IS DISTINCT FROM n.job_embedding_hash
                        ELSE job_profile_text(n) IS DISTINCT FROM job_profile_text(o) END));
@@ -70,6 +71,7 @@ BEGIN
             LEFT JOIN old_rows AS o ON o.user_id = n.user_id
             WHERE o.user_id IS NULL
                OR CASE WHEN n.embedding_updated_at IS DISTINCT FROM o.embedding_updated_at
+                         OR n.embedding_xmin IS DISTINCT FROM o.embedding_xmin
                        THEN jobmatch_text_hash(user_profile_text(n))
                             IS DISTINCT FROM n.embedding_hash
                        ELSE user_profile_text(n) IS DISTINCT FROM user_profile_text(o) END));

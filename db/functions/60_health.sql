@@ -1,7 +1,7 @@
 -- One row that says whether the embedding pipeline keeps up. A row counts
 -- as covered when it has a vector from the active model, made from its
--- current text (the stored hash is the current text's: a text changed with
--- the triggers bypassed is not covered), and no pending queue row.
+-- current text (jobmatch_*_vector_is_current: a text changed with the
+-- triggers bypassed is not covered), and no pending queue row.
 CREATE OR REPLACE VIEW embedding_health AS
 WITH
 model AS (
@@ -20,7 +20,7 @@ users AS (
             WHERE u.user_embedding IS NOT NULL
             AND u.embedding_model = model.model
             AND u.embedding_version = model.version
-            AND u.embedding_hash = jobmatch_text_hash(user_profile_text(u))
+            AND jobmatch_user_vector_is_current(u, u.xmin)
             AND NOT EXISTS (
                 SELECT 1 FROM embedding_queue AS q
                 WHERE q.entity_type = 'user' AND q.entity_id = u.user_id
@@ -36,7 +36,7 @@ jobs AS (
             WHERE j.job_embedding IS NOT NULL
             AND j.job_embedding_model = model.model
             AND j.embedding_version = model.version
-            AND j.job_embedding_hash = jobmatch_text_hash(job_profile_text(j))
+            AND jobmatch_job_vector_is_current(j, j.xmin)
             AND NOT EXISTS (
                 SELECT 1 FROM embedding_queue AS q
                 WHERE q.entity_type = 'job' AND q.entity_id = j.id

@@ -49,7 +49,8 @@ BEGIN
               'canonical_jobs_enqueue_changed', 'canonical_jobs_dequeue_deleted',
               'user_preferences_enqueue_changed', 'user_preferences_dequeue_deleted',
               'jobmatch_setup_roles', 'jobmatch_secure_functions',
-              'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts'])
+              'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts',
+              'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current'])
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     END LOOP;

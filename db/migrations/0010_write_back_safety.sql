@@ -3,6 +3,15 @@
 -- pays twice for it: a vector whose row is locked is parked on its queue
 -- row and written when the row is free. A sweep cursor lets the refresh
 -- find vectors of an old text (triggers bypassed), a bounded batch a time.
+-- Each row remembers the transaction that wrote its vector: a row whose
+-- xmin is still that one has not been modified since, so its text need not
+-- be rebuilt to know the vector is current.
+
+ALTER TABLE canonical_jobs
+ADD COLUMN IF NOT EXISTS job_embedding_xmin xid;
+
+ALTER TABLE user_preferences
+ADD COLUMN IF NOT EXISTS embedding_xmin xid;
 
 ALTER TABLE embedding_queue
 ADD COLUMN parked_embedding vector,
@@ -10,7 +19,7 @@ ADD COLUMN parked_hash uuid,
 ADD COLUMN parked_model text;
 
 ALTER TABLE jobmatch_settings
-ADD COLUMN stale_sweep_rows integer NOT NULL DEFAULT 10000
+ADD COLUMN stale_sweep_rows integer NOT NULL DEFAULT 100000
 CHECK (stale_sweep_rows BETWEEN 0 AND 1000000);
 
 -- Where the refresh's hash check goes on, per entity type: the last id it
