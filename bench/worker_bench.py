@@ -330,9 +330,10 @@ def checkpoint(conn) -> None:
 
 
 def ensure_source(conn, n: int) -> float:
-    """bench_job_src: n generated jobs (demo_data, seed 7, posted before today),
-    numbered 0..n-1; reused while the count and the date match."""
-    today = dt.date.today().isoformat()
+    """bench_job_src: n generated jobs (demo_data, seed 7), numbered 0..n-1, all
+    posted within the match window (older jobs are never embedded, so they would
+    not measure the worker); reused while the count and the date match."""
+    today = dt.date.today().isoformat() + "/window"
     conn.execute("CREATE TABLE IF NOT EXISTS bench_worker_info (key text PRIMARY KEY, value text)")
     info = dict(conn.execute("SELECT key, value FROM bench_worker_info").fetchall())
     if int(info.get("src_rows", 0)) >= n and info.get("src_date") == today and \
@@ -350,6 +351,7 @@ def ensure_source(conn, n: int) -> float:
         with cur.copy(sql.SQL("COPY bench_job_src ({}) FROM STDIN").format(cols)) as cp:
             for i, job in enumerate(jobs):
                 cp.write_row([i, *(job[c] for c in JOB_COLUMNS)])
+    conn.execute("UPDATE bench_job_src SET posted_date = now() - (n % 55) * interval '1 day'")
     conn.execute("ALTER TABLE bench_job_src ADD PRIMARY KEY (n)")
     conn.execute("ANALYZE bench_job_src")
     conn.execute("INSERT INTO bench_worker_info VALUES ('src_rows', %s), ('src_date', %s)"

@@ -27,7 +27,7 @@ RELEASED_MIGRATIONS = {
     "0007_keyword_candidates.sql": "a560c73adb3fdedea13877f009652005769973348f813088cbb71606b57b4713",
     "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
     "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
-    "0010_write_back_safety.sql": "105d37298d7b98dd47af94f0ba55b9c6cb47774c97e8e04c46b43ca289e8d1bc",
+    "0010_write_back_safety.sql": "4bdfb0d0ed2d6dcd27fd00f3418836458e6d2f85e177d8a48c3706f5d61b1e30",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own

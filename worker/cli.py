@@ -85,7 +85,8 @@ def cmd_health(args) -> int:
     with db.connect() as conn:
         health = _dict_rows(conn.execute("SELECT * FROM embedding_health"))[0]
         usage = _dict_rows(conn.execute(
-            "SELECT day, model, requests, inputs, tokens FROM embedding_usage"
+            "SELECT day, model, requests, inputs, tokens, cached_inputs, cached_tokens,"
+            " skipped_inputs FROM embedding_usage"
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = _dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
     if args.json:
@@ -102,7 +103,8 @@ def cmd_health(args) -> int:
     print(f"status:       {h['status']}")
     for u in usage:
         print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
-              f"{u['inputs']} inputs, {u['tokens']} tokens")
+              f"{u['inputs']} inputs, {u['tokens']} tokens; saved: {u['cached_inputs']} inputs"
+              f" reused (~{u['cached_tokens']} tokens), {u['skipped_inputs']} not worth embedding")
     for ix in indexes:
         if ix["index_name"]:
             recall = ix["sampled_recall"]

@@ -91,11 +91,15 @@ def run_demo(args) -> int:
 
         embedder = LocalEmbedder()
         progress = Progress(pending)
+        saved = "SELECT coalesce(sum(cached_inputs + skipped_inputs), 0) FROM embedding_usage"
+        saved_before = conn.execute(saved).fetchone()[0]
         stats = drain(conn, embedder, f"demo-{os.getpid()}", batch_size=64, progress=progress)
         progress.finish()
         elapsed = time.monotonic() - started
+        not_paid = conn.execute(saved).fetchone()[0] - saved_before
         print(f"embedded {stats.written} rows in {elapsed:.1f}s "
-              f"({stats.written / max(elapsed, 1e-9):.0f} rows/s, local {embedder.model})")
+              f"({stats.written / max(elapsed, 1e-9):.0f} rows/s, local {embedder.model}); "
+              f"{not_paid} needed no embedding (jobs too old to match, duplicate texts)")
 
         shown = conn.execute(
             "SELECT user_id FROM user_preferences WHERE cardinality(job_roles) > 0"

@@ -218,8 +218,10 @@ def embed_all(conn: psycopg.Connection, cache: Path | None) -> dict:
     finally:
         embedder.save()
     elapsed = time.monotonic() - started
+    # jobs too old to be matched are not embedded (jobmatch_worth_embedding)
     missing = conn.execute(
-        "SELECT (SELECT count(*) FROM canonical_jobs WHERE job_embedding IS NULL)"
+        "SELECT (SELECT count(*) FROM canonical_jobs WHERE job_embedding IS NULL"
+        "        AND jobmatch_worth_embedding('job', id, NULL))"
         " + (SELECT count(*) FROM user_preferences WHERE user_embedding IS NULL)").fetchone()[0]
     if missing or stats.failed:
         raise RuntimeError(f"{missing} rows have no vector after draining ({stats.failed} failed)")

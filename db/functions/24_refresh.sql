@@ -3,7 +3,8 @@
 -- periodic call of enqueue_stale_embeddings.
 
 -- Queues rows whose vector is missing or was made by another model or
--- profile-text version, or (p_older_than) is older than that: low priority,
+-- profile-text version, or (p_older_than) is older than that (jobs only
+-- while they can still be matched): low priority,
 -- at most p_limit rows per table, so refreshing never starves new work. Then
 -- the sweep: the next jobmatch_settings.stale_sweep_rows rows of each table
 -- (by id, from where the last call stopped, wrapping around) whose vector is
@@ -29,12 +30,16 @@ DECLARE
     v_swept integer;
 BEGIN
     SELECT * INTO s FROM jobmatch_settings;
-    INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'job', j.id, p_priority FROM canonical_jobs AS j
+    INSERT INTO embedding_queue (entity_type, entity_id, priority, reembed)
+    SELECT 'job', j.id, p_priority,
+           coalesce(j.job_embedding_updated_at < now() - p_older_than, false)
+    FROM canonical_jobs AS j
     WHERE (j.job_embedding IS NULL
            OR j.job_embedding_model IS DISTINCT FROM v_model
            OR j.embedding_version IS DISTINCT FROM s.profile_text_version
            OR j.job_embedding_updated_at < now() - p_older_than)
+      -- only jobs that can still be matched (jobmatch_worth_embedding)
+      AND j.posted_date >= current_date - s.match_window_days - s.embed_margin_days
       AND NOT EXISTS (SELECT 1 FROM embedding_queue AS q
                       WHERE q.entity_type = 'job' AND q.entity_id = j.id)
       -- a dead letter waits for a new text or requeue_dead_letters(), not a refresh
@@ -44,10 +49,13 @@ BEGIN
     LIMIT p_limit
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_jobs = ROW_COUNT;
-    INSERT INTO embedding_queue (entity_type, entity_id, priority)
-    SELECT 'user', u.user_id, p_priority FROM user_preferences AS u
+    INSERT INTO embedding_queue (entity_type, entity_id, priority, reembed)
+    SELECT 'user', u.user_id, p_priority,
+           coalesce(u.embedding_updated_at < now() - p_older_than, false)
+    FROM user_preferences AS u
     WHERE u.user_id IS NOT NULL
-      AND (u.user_embedding IS NULL
+      -- a hash without a vector: a seeker with nothing to embed
+      AND ((u.user_embedding IS NULL AND u.embedding_hash IS NULL)
            OR u.embedding_model IS DISTINCT FROM v_model
            OR u.embedding_version IS DISTINCT FROM s.profile_text_version
            OR u.embedding_updated_at < now() - p_older_than)

@@ -17,7 +17,8 @@ users AS (
     SELECT
         count(*) AS total,
         count(*) FILTER (
-            WHERE u.user_embedding IS NOT NULL
+            -- a hash without a vector: nothing to embed (claim_embedding_batch)
+            WHERE (u.user_embedding IS NOT NULL OR u.embedding_hash IS NOT NULL)
             AND u.embedding_model = model.model
             AND u.embedding_version = model.version
             AND jobmatch_user_vector_is_current(u, u.xmin)

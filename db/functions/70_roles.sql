@@ -50,7 +50,8 @@ BEGIN
               'user_preferences_enqueue_changed', 'user_preferences_dequeue_deleted',
               'jobmatch_setup_roles', 'jobmatch_secure_functions',
               'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts',
-              'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current'])
+              'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current',
+              'jobmatch_worth_embedding'])
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     END LOOP;

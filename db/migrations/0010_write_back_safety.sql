@@ -16,7 +16,10 @@ ADD COLUMN IF NOT EXISTS embedding_xmin xid;
 ALTER TABLE embedding_queue
 ADD COLUMN parked_embedding vector,
 ADD COLUMN parked_hash uuid,
-ADD COLUMN parked_model text;
+ADD COLUMN parked_model text,
+-- queued because the vector is old (refresh-after-days): embed it anew even
+-- though the text has a vector
+ADD COLUMN reembed boolean NOT NULL DEFAULT false;
 
 ALTER TABLE jobmatch_settings
 ADD COLUMN stale_sweep_rows integer NOT NULL DEFAULT 100000
@@ -31,3 +34,24 @@ CREATE TABLE jobmatch_stale_sweep (
 );
 
 INSERT INTO jobmatch_stale_sweep (entity_type) VALUES ('job'), ('user');
+
+-- Pay once per distinct text: a claimed row whose text already has a vector
+-- of the active model (its own, or another row's of the same kind) gets that
+-- vector without an API call. The ledger counts what that saved; tokens are
+-- estimated at 4 characters each.
+CREATE INDEX IF NOT EXISTS canonical_jobs_embedding_hash_idx
+ON canonical_jobs (job_embedding_hash) WHERE job_embedding_hash IS NOT null;
+
+CREATE INDEX IF NOT EXISTS user_preferences_embedding_hash_idx
+ON user_preferences (embedding_hash) WHERE embedding_hash IS NOT null;
+
+ALTER TABLE embedding_usage
+ADD COLUMN cached_inputs bigint NOT NULL DEFAULT 0,
+ADD COLUMN cached_tokens bigint NOT NULL DEFAULT 0,
+ADD COLUMN skipped_inputs bigint NOT NULL DEFAULT 0;
+
+-- Only what can be matched is embedded: jobs posted within the window plus
+-- this many days (older ones can never be returned).
+ALTER TABLE jobmatch_settings
+ADD COLUMN embed_margin_days integer NOT NULL DEFAULT 7
+CHECK (embed_margin_days >= 0);
