@@ -8,6 +8,7 @@ counts what was saved."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import numpy as np
 
@@ -103,3 +104,28 @@ def test_health_shows_what_the_cache_and_the_window_rule_saved(conn, dsn):
     assert queue.claim(conn, "w", 10) == []
     assert "saved: 1 inputs reused" in jobmatch(dsn, "health").stdout
     assert "1 not worth embedding" in jobmatch(dsn, "health").stdout
+
+
+def test_spend_in_dollars_and_the_projected_cost_of_the_queue(conn):
+    # the template database's model is local (free); price it like an API
+    conn.execute("UPDATE embedding_models SET usd_per_million_tokens = 0.02 WHERE is_active")
+    queue.record_usage(conn, MODEL, 2, 100, 5000)  # 50 tokens per input
+    for uid in range(1, 5):
+        user(conn, uid, job_roles=[f"Cook {uid}"])
+    usd, saved = conn.execute("SELECT usd, usd_saved FROM embedding_spend").fetchone()
+    assert float(usd) == 5000 * 0.02 / 1e6 and float(saved) == 0
+    # 4 queued rows x 50 tokens x $0.02 per 1M
+    assert float(conn.execute("SELECT queue_projected_usd FROM embedding_health").fetchone()[0]) \
+        == 4 * 50 * 0.02 / 1e6
+    assert conn.execute("SELECT reached FROM embedding_budget_state(%s, NULL, 0.0001)",
+                        [MODEL]).fetchone() == (True,)
+    assert conn.execute("SELECT reached FROM embedding_budget_state(%s, 10000, 0.001)",
+                        [MODEL]).fetchone() == (False,)
+
+
+def test_a_reduced_dimension_model_costs_what_its_model_costs(conn):
+    conn.execute("SELECT set_embedding_model('text-embedding-3-small@512', 'openai', 512,"
+                 " NULL, true)")
+    assert conn.execute("SELECT usd_per_million_tokens, batch_usd_per_million_tokens"
+                        " FROM embedding_models WHERE model = 'text-embedding-3-small@512'"
+                        ).fetchone() == (Decimal("0.02"), Decimal("0.01"))

@@ -4,6 +4,7 @@ logs and start-up checks, against the real database and a FakeOpenAI."""
 import signal
 import threading
 import time
+from decimal import Decimal
 
 from helpers import job, user
 from worker_support import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
@@ -137,6 +138,20 @@ def test_daily_token_budget_pauses_embedding(oconn, dsn, server):
     proc = run_worker(dsn, server, "--once", "--daily-token-budget", "100000")
     assert proc.returncode == 0 and pending(oconn) == 0
     assert_embedded(oconn)
+
+
+def test_daily_budget_in_dollars_pauses_embedding(oconn, dsn, server):
+    # text-embedding-3-small costs $0.02 per 1M tokens: 2M tokens are $0.04
+    seed(oconn, jobs=2, users=0)
+    oconn.execute("SELECT record_embedding_usage(%s, 1, 1, 2000000)", [MODEL])
+    assert oconn.execute("SELECT usd FROM embedding_spend").fetchone()[0] == Decimal("0.04")
+    proc = run_worker(dsn, server, "--once", "--daily-budget-usd", "0.04")
+    assert proc.returncode == 0, proc.stderr
+    assert server.requests == [] and pending(oconn) == 2
+    (paused,) = [e for e in events(proc.stderr) if e["msg"].startswith("daily token budget")]
+    assert paused["usd_today"] == 0.04 and paused["budget_usd"] == 0.04
+    proc = run_worker(dsn, server, "--once", "--daily-budget-usd", "0.05")
+    assert proc.returncode == 0 and pending(oconn) == 0
 
 
 def test_progress_lines_while_draining(oconn, dsn, server):

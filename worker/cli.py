@@ -81,12 +81,16 @@ def cmd_match(args) -> int:
     return 0
 
 
+def _usd(amount) -> str:
+    return "price unknown" if amount is None else f"${amount:,.4f}"
+
+
 def cmd_health(args) -> int:
     with db.connect() as conn:
         health = _dict_rows(conn.execute("SELECT * FROM embedding_health"))[0]
         usage = _dict_rows(conn.execute(
             "SELECT day, model, requests, inputs, tokens, cached_inputs, cached_tokens,"
-            " skipped_inputs FROM embedding_usage"
+            " skipped_inputs, usd, usd_saved FROM embedding_spend"
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = _dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
     if args.json:
@@ -100,11 +104,13 @@ def cmd_health(args) -> int:
     print(f"queue:        {h['queue_depth']} pending, {h['queue_leased']} leased, "
           f"{h['queue_retrying']} retrying, oldest {h['oldest_pending_age']}")
     print(f"dead letters: {h['dead_lettered']}")
+    print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
     print(f"status:       {h['status']}")
     for u in usage:
         print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
-              f"{u['inputs']} inputs, {u['tokens']} tokens; saved: {u['cached_inputs']} inputs"
-              f" reused (~{u['cached_tokens']} tokens), {u['skipped_inputs']} not worth embedding")
+              f"{u['inputs']} inputs, {u['tokens']} tokens, {_usd(u['usd'])}; saved: "
+              f"{u['cached_inputs']} inputs reused (~{u['cached_tokens']} tokens,"
+              f" {_usd(u['usd_saved'])}), {u['skipped_inputs']} not worth embedding")
     for ix in indexes:
         if ix["index_name"]:
             recall = ix["sampled_recall"]

@@ -113,6 +113,7 @@ class Settings:
     refresh_after_days: float | None = None
     refresh_batch: int = 1000
     daily_token_budget: int | None = None
+    daily_budget_usd: float | None = None
     progress_interval: float = 5.0
     pause_seconds: float = 10.0
     once: bool = False
@@ -274,18 +275,18 @@ class Worker:
             event(log, "refresh queued stale rows", rows=queued)
 
     def _budget_reached(self) -> bool:
-        if not self.s.daily_token_budget:
+        if not self.s.daily_token_budget and not self.s.daily_budget_usd:
             return False
-        (used,) = self.conn.execute(
-            "SELECT coalesce(sum(tokens), 0) FROM embedding_usage"
-            " WHERE day = current_date AND model = %s", [self.embedder.model]).fetchone()
-        reached = used >= self.s.daily_token_budget
+        tokens, usd, reached = self.conn.execute(
+            "SELECT * FROM embedding_budget_state(%s, %s::bigint, %s::numeric)",
+            [self.embedder.model, self.s.daily_token_budget, self.s.daily_budget_usd]).fetchone()
         if reached != self._over_budget:  # log the transitions only
             self._over_budget = reached
             event(log, "daily token budget reached, embedding paused" if reached
                   else "daily token budget available, embedding resumed",
                   logging.WARNING if reached else logging.INFO,
-                  tokens_today=used, budget=self.s.daily_token_budget)
+                  tokens_today=tokens, usd_today=float(usd), budget=self.s.daily_token_budget,
+                  budget_usd=self.s.daily_budget_usd)
         return reached
 
     def _drain(self) -> None:
@@ -421,6 +422,9 @@ def add_flags(p) -> None:
              help="most rows per table one refresh queues (at priority 1, after new work)")
     env_flag(p, "--daily-token-budget", "JOBMATCH_DAILY_TOKEN_BUDGET", None, type=int,
              help="pause embedding once today's tokens for the model reach this")
+    env_flag(p, "--daily-budget-usd", "JOBMATCH_DAILY_BUDGET_USD", None, type=float,
+             help="pause embedding once today's spend for the model (its price in "
+                  "embedding_models) reaches this many dollars")
     env_flag(p, "--progress-interval", "JOBMATCH_PROGRESS_INTERVAL", Settings.progress_interval,
              type=float, help="seconds between progress lines while draining")
     env_flag(p, "--pause-seconds", "JOBMATCH_PAUSE_SECONDS", Settings.pause_seconds, type=float,
@@ -487,7 +491,8 @@ def main(args) -> int:
         batch_size=args.batch_size, lease_seconds=args.lease_seconds,
         poll_interval=args.poll_interval, refresh_interval=args.refresh_interval,
         refresh_after_days=args.refresh_after_days, refresh_batch=args.refresh_batch,
-        daily_token_budget=args.daily_token_budget, progress_interval=args.progress_interval,
+        daily_token_budget=args.daily_token_budget, daily_budget_usd=args.daily_budget_usd,
+        progress_interval=args.progress_interval,
         pause_seconds=args.pause_seconds, once=args.once)
     previous = _install_signals(stop)
     try:

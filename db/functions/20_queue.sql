@@ -47,8 +47,14 @@ BEGIN
                   HINT = 'Configure the worker for ' || v_active.model
                          || ', or switch models explicitly (every row is then re-embedded).';
     END IF;
-    INSERT INTO embedding_models (model, provider, dimensions, similarity_threshold)
-    VALUES (p_model, p_provider, p_dimensions, coalesce(p_similarity_threshold, 0.65))
+    -- a reduced-dimension variant (model@512) costs what its model costs
+    INSERT INTO embedding_models (model, provider, dimensions, similarity_threshold,
+                                  usd_per_million_tokens, batch_usd_per_million_tokens)
+    SELECT p_model, p_provider, p_dimensions, coalesce(p_similarity_threshold, 0.65),
+           CASE WHEN p_provider = 'local' THEN 0 ELSE b.usd_per_million_tokens END,
+           CASE WHEN p_provider = 'local' THEN 0 ELSE b.batch_usd_per_million_tokens END
+    FROM (SELECT NULL) AS one
+    LEFT JOIN embedding_models AS b ON b.model = split_part(p_model, '@', 1)
     ON CONFLICT (model) DO UPDATE
         SET similarity_threshold = coalesce(p_similarity_threshold,
                                             embedding_models.similarity_threshold);

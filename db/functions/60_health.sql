@@ -8,7 +8,8 @@ model AS (
     SELECT
         m.model,
         s.profile_text_version AS version,
-        s.match_window_days AS window_days
+        s.match_window_days AS window_days,
+        m.usd_per_million_tokens
     FROM jobmatch_settings AS s
     LEFT JOIN embedding_models AS m ON m.is_active
 ),
@@ -86,7 +87,16 @@ SELECT
             AND coalesce(coverage.job_pct, 100) >= 60
             THEN 'GOOD'
         ELSE 'NEEDS ATTENTION'
-    END AS status
+    END AS status,
+    -- what the queue will cost at the model's price and the average tokens
+    -- per input of the last 30 days
+    round(
+        queue.depth * coalesce((
+            SELECT sum(u.tokens)::numeric / nullif(sum(u.inputs), 0)
+            FROM embedding_usage AS u
+            WHERE u.model = model.model AND u.day > current_date - 30
+        ), 0) * coalesce(model.usd_per_million_tokens, 0) / 1e6, 6
+    ) AS queue_projected_usd
 FROM model
 CROSS JOIN users
 CROSS JOIN jobs

@@ -51,7 +51,7 @@ BEGIN
               'jobmatch_setup_roles', 'jobmatch_secure_functions',
               'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts',
               'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current',
-              'jobmatch_worth_embedding'])
+              'jobmatch_worth_embedding', 'embedding_budget_state'])
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     END LOOP;
@@ -90,7 +90,8 @@ BEGIN
                    ' release_embeddings(text, text[], bigint[]),'
                    ' record_embedding_usage(text, bigint, bigint, bigint),'
                    ' enqueue_stale_embeddings(interval, integer, integer),'
-                   ' active_embedding_model() TO %I', p_worker_role);
+                   ' active_embedding_model(),'
+                   ' embedding_budget_state(text, bigint, numeric) TO %I', p_worker_role);
     -- what the worker reads to check its model, its budget and its progress
     EXECUTE format('GRANT SELECT ON embedding_models, embedding_usage, embedding_queue TO %I',
                    p_worker_role);

@@ -55,3 +55,28 @@ ADD COLUMN skipped_inputs bigint NOT NULL DEFAULT 0;
 ALTER TABLE jobmatch_settings
 ADD COLUMN embed_margin_days integer NOT NULL DEFAULT 7
 CHECK (embed_margin_days >= 0);
+
+-- Cost in money: the provider's price per 1M input tokens, and its Batch
+-- API price (OpenAI's published prices; local models cost nothing). A DBA
+-- corrects them here when prices change.
+ALTER TABLE embedding_models
+ADD COLUMN usd_per_million_tokens numeric CHECK (usd_per_million_tokens >= 0),
+ADD COLUMN batch_usd_per_million_tokens numeric
+CHECK (batch_usd_per_million_tokens >= 0);
+
+UPDATE embedding_models
+SET
+    usd_per_million_tokens = CASE split_part(model, '@', 1)
+        WHEN 'text-embedding-3-small' THEN 0.02
+        WHEN 'text-embedding-3-large' THEN 0.13
+        WHEN 'text-embedding-ada-002' THEN 0.10
+    END,
+    batch_usd_per_million_tokens = CASE split_part(model, '@', 1)
+        WHEN 'text-embedding-3-small' THEN 0.01
+        WHEN 'text-embedding-3-large' THEN 0.065
+        WHEN 'text-embedding-ada-002' THEN 0.05
+    END;
+
+UPDATE embedding_models
+SET usd_per_million_tokens = 0, batch_usd_per_million_tokens = 0
+WHERE provider = 'local';
