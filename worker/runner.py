@@ -351,10 +351,10 @@ class Worker:
             self.stop.wait(pause)
         return []
 
-    def _write_back(self, ready: list) -> None:  # in the writer thread
+    def _write_back(self, ready: list) -> list:  # in the writer thread
         from .drain import write_back
 
-        write_back(self.write, self.id, self.embedder.model, ready, self.stats)
+        return write_back(self.write, self.id, self.embedder.model, ready, self.stats)
 
     def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
                 quiet: bool = False) -> None:
@@ -364,7 +364,7 @@ class Worker:
             return
         batch, future = writing
         try:
-            future.result()
+            refused = future.result()
         except psycopg.errors.InvalidParameterValue:
             # complete_embeddings refuses vectors of a model that is no longer active
             if quiet:
@@ -386,6 +386,19 @@ class Worker:
             self.stats.failed += len(batch)
             self.stats.dead_lettered += queue.fail(self.conn, self.id, batch,
                                                    f"database: {exc}")
+            return
+        # Rows the database refused alone (bisected out; the rest is written):
+        # each is charged an attempt, so it ends in dead letters, not a loop.
+        for part in refused:
+            event(log, "write-back refused", logging.ERROR, error=part.error,
+                  entity_type=part.batch[0].entity_type,
+                  entity_ids=[c.entity_id for c in part.batch])
+            try:
+                self.stats.failed += len(part.batch)
+                self.stats.dead_lettered += queue.fail(self.conn, self.id, part.batch, part.error)
+            except psycopg.Error:
+                if not quiet:
+                    raise  # the leases expire instead
 
 
 # command line -----------------------------------------------------------------------
