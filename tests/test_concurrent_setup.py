@@ -37,3 +37,16 @@ def test_migrate_run_eight_times_at_once_succeeds(empty_dsn, dsn):
     applied = [out.splitlines()[0] for _, out, _ in results]
     assert sum(line != "migrations applied: none (up to date)" for line in applied) == 1
     assert fingerprint(empty_dsn) == fingerprint(dsn)  # dsn: the session's fresh template clone
+
+
+def test_db_up_twice_at_once_on_a_new_data_directory(tmp_path):
+    pgdata = tmp_path / "pgdata"
+    try:
+        results = finish([jobmatch("db", "up", JOBMATCH_PGDATA=str(pgdata)) for _ in range(2)])
+        assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+        urls = {out.strip() for _, out, _ in results}
+        assert len(urls) == 1 and urls.pop().startswith("postgresql://")
+        assert all("Traceback" not in err for _, _, err in results)
+    finally:
+        down = finish([jobmatch("db", "down", JOBMATCH_PGDATA=str(pgdata))])
+    assert down[0][:2] == (0, "stopped\n"), down
