@@ -11,8 +11,8 @@ from worker import queue
 from worker.db import connect
 from worker.drain import DrainStats, process_batch
 from worker.embedders import Embedded
-from worker_support import (assert_embedded, assert_no_bad_vectors, fast_retries,  # noqa: F401
-                            oconn, pending, run_worker, server)
+from worker_support import (assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
+                            fast_retries, oconn, pending, run_worker, server)
 
 REFUSALS = {
     # an application's trigger raising for one row (SQLSTATE P0001)
@@ -58,6 +58,10 @@ def test_one_row_the_database_refuses_does_not_fail_its_batch(oconn, dsn, server
     assert (entity_id, attempts, locked) == (bad, 1, None)
     assert error.startswith("database: ") and error_text in error
     assert dead_letters(oconn) == []
+    refusals = [e for e in events(proc.stderr) if e["msg"] == "write-back refused"]
+    assert [e["entity_id"] for e in refusals] == [bad]
+    (stopped,) = [e for e in events(proc.stderr) if e["msg"] == "worker stopped"]
+    assert (stopped["written"], stopped["failed"]) == (29, 1)
 
     for _ in range(2):  # the cap is 3: two more tries, each embedding only the bad row
         assert run_worker(dsn, server, "--once").returncode == 0

@@ -17,6 +17,7 @@ import psycopg
 
 from . import queue
 from .embedders import Embedder, EmbeddingError, Item
+from .logs import event
 from .openai_embedder import ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,12 @@ def _write_bisecting(conn, worker_id, model, batch, vectors, stats, refused) -> 
         if len(batch) == 1:
             message = exc.diag.message_primary or str(exc)
             refused.append(Refused(batch, f"database: {message} (SQLSTATE {exc.sqlstate})"))
-            log.warning("write-back refused for %s %s: %s", batch[0].entity_type,
-                        batch[0].entity_id, message)
+            event(log, "write-back refused", logging.WARNING, entity_type=batch[0].entity_type,
+                  entity_id=batch[0].entity_id, error=message, sqlstate=exc.sqlstate)
             return
         mid = len(batch) // 2
-        log.info("write-back of %d rows refused, bisecting: %s", len(batch), exc)
+        event(log, "write-back refused, bisecting", rows=len(batch),
+              error=exc.diag.message_primary or str(exc), sqlstate=exc.sqlstate)
         _write_bisecting(conn, worker_id, model, batch[:mid], vectors[:mid], stats, refused)
         _write_bisecting(conn, worker_id, model, batch[mid:], vectors[mid:], stats, refused)
 

@@ -470,10 +470,7 @@ class Worker:
             return
         # Rows the database refused alone (bisected out; the rest is written):
         # each is charged an attempt, so it ends in dead letters, not a loop.
-        for part in refused:
-            event(log, "write-back refused", logging.ERROR, error=part.error,
-                  entity_type=part.batch[0].entity_type,
-                  entity_ids=[c.entity_id for c in part.batch])
+        for part in refused:  # drain logged each
             try:
                 self.stats.failed += len(part.batch)
                 self.stats.dead_lettered += queue.fail(self.conn, self.id, part.batch, part.error)
