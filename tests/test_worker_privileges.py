@@ -6,8 +6,8 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from helpers import job
-from worker_support import (MODEL, assert_embedded, events, oconn, pending, run_worker,  # noqa: F401
-                            server)
+from worker_support import (assert_embedded, events, oconn, pending, run_worker,  # noqa: F401
+                            server, wait_for, workers)
 
 # What the worker calls and reads, as jobmatch_setup_roles grants it to jobmatch_worker.
 FUNCTIONS = {
@@ -91,3 +91,22 @@ def test_a_role_without_a_worker_role_to_grant_is_told_the_grant_itself(oconn, d
     assert (f"GRANT EXECUTE ON FUNCTION claim_embedding_batch(text,integer,interval) TO {role}"
             in error["msg"])
     assert server.requests == []
+
+
+def test_a_right_revoked_while_running_exits_2_without_a_traceback(oconn, dsn, server, workers):
+    login_role(oconn, "test_worker_login")
+    oconn.execute("GRANT jobmatch_worker TO test_worker_login")
+    first = job(oconn, title="Welder")
+    w = workers(as_login(dsn, "test_worker_login"), server, "--refresh-interval", "0")
+    wait_for(lambda: pending(oconn) == 0, what="the worker to embed the first job")
+    oconn.execute(f"REVOKE EXECUTE ON FUNCTION {FUNCTIONS['claim_embedding_batch']}"
+                  " FROM jobmatch_worker")
+    job(oconn, title="Cook")  # its NOTIFY wakes the worker, whose claim is refused
+    assert w.wait(timeout=15) == 2, w.stderr
+    assert "Traceback" not in w.stderr
+    (error,) = [e for e in events(w.stderr) if e["level"] == "error"]
+    assert error["msg"] == ("jobmatch worker: role test_worker_login: permission denied for"
+                            " function claim_embedding_batch; GRANT jobmatch_worker TO"
+                            " test_worker_login")
+    assert len(server.inputs) == 1 and pending(oconn) == 1
+    assert_embedded(oconn, [("job", first)])
