@@ -1,6 +1,7 @@
 """`jobmatch migrate`: yoyo migrations (one-time, frozen), then every file
 in db/functions (idempotent CREATE OR REPLACE, re-applied on every deploy),
-then the embedding model is recorded."""
+then the embedding model is recorded and the roles granted; one run at a
+time per database (a session advisory lock around all of it)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ provider misbehaves.
 
 Exit codes: 0 drained (--once) or stopped by a signal; 1 an error (with
 --once: database unreachable or provider down); 2 configuration (model
-mismatch, no model recorded, missing API key); 3 the provider rejected the
-API key (retrying cannot help: systemd's RestartPreventExitStatus=3).
+mismatch, no model recorded, missing API key, a right the login role lacks);
+3 the provider rejected the API key (retrying cannot help: systemd's
+RestartPreventExitStatus=3).
 """
 
 from __future__ import annotations
@@ -490,7 +491,8 @@ def add_flags(p) -> None:
         "Claims queued rows, embeds them and writes the vectors back; wakes on NOTIFY "
         "and polls. Environment: DATABASE_URL (the database), OPENAI_API_KEY and "
         "OPENAI_BASE_URL (read by the openai client). Logs: JSON lines on stderr. "
-        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch), "
+        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch, a missing "
+        "right), "
         "3 API key rejected (do not restart).")
     add_embedder_flags(p)
     env_switch(p, "--once", "JOBMATCH_WORKER_ONCE",
