@@ -150,9 +150,20 @@ def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
                   batch: list[queue.Claimed], stats: DrainStats) -> None:
     """Embeds one claimed batch, then writes it back on the same connection."""
     ready = embed_batch(conn, embedder, worker_id, batch, stats)
-    for part in write_back(conn, worker_id, embedder.model, ready, stats):
-        stats.failed += len(part.batch)
-        stats.dead_lettered += queue.fail(conn, worker_id, part.batch, part.error)
+    charge_refused(conn, worker_id, write_back(conn, worker_id, embedder.model, ready, stats),
+                   stats)
+
+
+def charge_refused(conn: psycopg.Connection, worker_id: str, refused: list[Refused],
+                   stats: DrainStats) -> None:
+    """An attempt for each refused row (backoff, then dead letters), one
+    fail_embeddings call per distinct error."""
+    by_error: dict[str, list[queue.Claimed]] = {}
+    for part in refused:
+        by_error.setdefault(part.error, []).extend(part.batch)
+    for error, rows in by_error.items():
+        stats.failed += len(rows)
+        stats.dead_lettered += queue.fail(conn, worker_id, rows, error)
 
 
 def _complete(conn, worker_id, model, batch, vectors) -> int:

@@ -471,13 +471,13 @@ class Worker:
             return
         # Rows the database refused alone (bisected out; the rest is written):
         # each is charged an attempt, so it ends in dead letters, not a loop.
-        for part in refused:  # drain logged each
-            try:
-                self.stats.failed += len(part.batch)
-                self.stats.dead_lettered += queue.fail(self.conn, self.id, part.batch, part.error)
-            except psycopg.Error:
-                if not quiet:
-                    raise  # the leases expire instead
+        from .drain import charge_refused
+
+        try:
+            charge_refused(self.conn, self.id, refused, self.stats)  # drain logged each
+        except psycopg.Error:
+            if not quiet:
+                raise  # quiet: their leases expire instead
 
 
 def _worker_role() -> str:
