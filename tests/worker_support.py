@@ -67,9 +67,9 @@ def messages(stderr: str) -> list[str]:
     return [e["msg"] for e in events(stderr)]
 
 
-def run_worker(dsn, server, *args, key=KEY, timeout=60) -> subprocess.CompletedProcess:
-    """`jobmatch worker ARGS` to completion (usually --once)."""
-    proc = subprocess.run(_cmd(args), env=_env(dsn, server, key), cwd=ROOT,
+def run_worker(dsn, server, *args, key=KEY, timeout=60, env=None) -> subprocess.CompletedProcess:
+    """`jobmatch worker ARGS` to completion (usually --once); `env`: more variables."""
+    proc = subprocess.run(_cmd(args), env={**_env(dsn, server, key), **(env or {})}, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
     events(proc.stderr)
     return proc

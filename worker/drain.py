@@ -17,6 +17,7 @@ import psycopg
 
 from . import queue
 from .embedders import Embedder, EmbeddingError, Item
+from .logs import event
 from .openai_embedder import ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -75,19 +76,94 @@ def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
     return [ReadyToWrite(batch, result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]])]
 
 
+@dataclass
+class Refused:
+    """Rows the database refused to write (a data error for these rows alone:
+    an application's trigger, a constraint), with its message: the caller
+    charges them an attempt (queue.fail)."""
+    batch: list[queue.Claimed]
+    error: str
+
+
 def write_back(conn: psycopg.Connection, worker_id: str, model: str, parts: list[ReadyToWrite],
-               stats: DrainStats) -> None:
-    """Stores the vectors whose text is still current. A failure in the
-    database propagates, and the leases expire for another try."""
+               stats: DrainStats) -> list[Refused]:
+    """Stores the vectors whose text is still current. When the database
+    refuses a write for what is in it (a data error), the rows are bisected
+    and written again with the same vectors, so every row it accepts is
+    written and only the refused ones are returned. Any other failure (the
+    connection, a lock held too long, the model switched, missing rights)
+    propagates, and the leases expire for another try."""
+    refused: list[Refused] = []
     for part in parts:
-        stats.written += _complete(conn, worker_id, model, part.batch, part.vectors)
+        _write_bisecting(conn, worker_id, model, part.batch, part.vectors, stats, refused)
+    return refused
+
+
+def _write_bisecting(conn, worker_id, model, batch, vectors, stats, refused) -> None:
+    try:
+        stats.written += _complete(conn, worker_id, model, batch, vectors)
+    except psycopg.Error as exc:
+        if not _refuses_rows(conn, model, exc):
+            raise
+        if len(batch) == 1:
+            message = exc.diag.message_primary or str(exc)
+            refused.append(Refused(batch, f"database: {message} (SQLSTATE {exc.sqlstate})"))
+            event(log, "write-back refused", logging.WARNING, entity_type=batch[0].entity_type,
+                  entity_id=batch[0].entity_id, error=message, sqlstate=exc.sqlstate)
+            return
+        mid = len(batch) // 2
+        event(log, "write-back refused, bisecting", rows=len(batch),
+              error=exc.diag.message_primary or str(exc), sqlstate=exc.sqlstate)
+        _write_bisecting(conn, worker_id, model, batch[:mid], vectors[:mid], stats, refused)
+        _write_bisecting(conn, worker_id, model, batch[mid:], vectors[mid:], stats, refused)
+
+
+# SQLSTATE classes that say nothing about the rows written: the connection,
+# the server, rights, missing objects, locks and rollbacks (retried above).
+NOT_ABOUT_ROWS = {"08", "0A", "25", "28", "3D", "3F", "40", "42", "53", "55", "57", "58",
+                  "F0", "HV"}
+
+
+def _refuses_rows(conn: psycopg.Connection, model: str, exc: psycopg.Error) -> bool:
+    """Whether `exc` may be about some rows of the write only: a data error
+    (class 22), a constraint (23), an exception an application's trigger
+    raised (P0001, or any SQLSTATE it picked), a row too big (54). Not a lost
+    connection, a deadlock or lock timeout, missing rights or objects, nor
+    complete_embeddings refusing the whole batch because the active model
+    changed (22023 with another model active). Bisecting a failure that
+    every row shares only costs write attempts: each row ends up charged."""
+    if isinstance(exc, psycopg.OperationalError) or not exc.sqlstate:
+        return False
+    if exc.sqlstate[:2] in NOT_ABOUT_ROWS:
+        return False
+    if isinstance(exc, psycopg.errors.InvalidParameterValue):
+        try:
+            with conn.transaction():
+                row = conn.execute("SELECT model FROM embedding_models WHERE is_active").fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] == model
+    return True
 
 
 def process_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
                   batch: list[queue.Claimed], stats: DrainStats) -> None:
     """Embeds one claimed batch, then writes it back on the same connection."""
-    write_back(conn, worker_id, embedder.model,
-               embed_batch(conn, embedder, worker_id, batch, stats), stats)
+    ready = embed_batch(conn, embedder, worker_id, batch, stats)
+    charge_refused(conn, worker_id, write_back(conn, worker_id, embedder.model, ready, stats),
+                   stats)
+
+
+def charge_refused(conn: psycopg.Connection, worker_id: str, refused: list[Refused],
+                   stats: DrainStats) -> None:
+    """An attempt for each refused row (backoff, then dead letters), one
+    fail_embeddings call per distinct error."""
+    by_error: dict[str, list[queue.Claimed]] = {}
+    for part in refused:
+        by_error.setdefault(part.error, []).extend(part.batch)
+    for error, rows in by_error.items():
+        stats.failed += len(rows)
+        stats.dead_lettered += queue.fail(conn, worker_id, rows, error)
 
 
 def _complete(conn, worker_id, model, batch, vectors) -> int:

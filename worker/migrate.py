@@ -1,10 +1,12 @@
 """`jobmatch migrate`: yoyo migrations (one-time, frozen), then every file
 in db/functions (idempotent CREATE OR REPLACE, re-applied on every deploy),
-then the embedding model is recorded."""
+then the embedding model is recorded and the roles granted; one run at a
+time per database (a session advisory lock around all of it)."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -17,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # A deploy and a concurrent deploy must not interleave function files.
 _MIGRATE_LOCK = 7_461_001
+# Held by one `jobmatch migrate` for its whole run (another key: the function
+# files' transaction lock above is taken on another connection of the same run).
+_RUN_LOCK = 7_461_000
 
 
 def sql_dir() -> Path:
@@ -91,14 +96,36 @@ def setup_roles(conn: psycopg.Connection, bot_role: str, worker_role: str) -> No
         conn.execute("SELECT jobmatch_setup_roles(%s, %s)", [bot_role, worker_role])
 
 
+@contextmanager
+def run_lock(url: str):
+    """One `jobmatch migrate` at a time on a database: a session advisory lock
+    on a connection of its own, held from the first migration to the last
+    grant. Without it two deploys at once interleave CREATE OR REPLACE and
+    GRANT on the same catalog rows (deadlocks on pg_proc, "tuple concurrently
+    updated"). The lock ends with the connection, so a killed run frees it."""
+    with psycopg.connect(url, autocommit=True, application_name="jobmatch migrate") as lock:
+        if not lock.execute("SELECT pg_try_advisory_lock(%s)", [_RUN_LOCK]).fetchone()[0]:
+            log.warning("another jobmatch migrate is running on this database: waiting for it")
+            lock.execute("SELECT pg_advisory_lock(%s)", [_RUN_LOCK])
+        try:
+            yield
+        finally:
+            try:
+                lock.execute("SELECT pg_advisory_unlock(%s)", [_RUN_LOCK])
+            except psycopg.Error:
+                pass  # the connection is gone, and the lock with it
+
+
 def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = False,
             roles: tuple[str, str] | None = DEFAULT_ROLES) -> dict:
-    """Brings the database at `url` to the current schema; safe to run twice.
+    """Brings the database at `url` to the current schema; safe to run twice,
+    and at the same time (one run waits for the other).
     `roles`: (bot, worker) role names to create and grant, or None to skip."""
-    done = apply_migrations(url)
-    with connect(url) as conn:
-        functions = apply_functions(conn)
-        active = record_model(conn, *model, switch=switch) if model else None
-        if roles:
-            setup_roles(conn, *roles)
+    with run_lock(url):
+        done = apply_migrations(url)
+        with connect(url) as conn:
+            functions = apply_functions(conn)
+            active = record_model(conn, *model, switch=switch) if model else None
+            if roles:
+                setup_roles(conn, *roles)
     return {"migrations": done, "functions": functions, "model": active, "roles": roles}

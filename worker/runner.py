@@ -11,8 +11,9 @@ provider misbehaves.
 
 Exit codes: 0 drained (--once) or stopped by a signal; 1 an error (with
 --once: database unreachable or provider down); 2 configuration (model
-mismatch, no model recorded, missing API key); 3 the provider rejected the
-API key (retrying cannot help: systemd's RestartPreventExitStatus=3).
+mismatch, no model recorded, missing API key, a right the login role lacks);
+3 the provider rejected the API key (retrying cannot help: systemd's
+RestartPreventExitStatus=3).
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ RECONNECT_CAP = 60.0  # longest wait between database reconnects
 # about a minute instead of the kernel's two hours.
 CONNECT_OPTIONS = dict(keepalives=1, keepalives_idle=30, keepalives_interval=10,
                        keepalives_count=3, connect_timeout=10)
+
+
+# What the worker calls and reads (jobmatch_setup_roles in db/functions/70_roles.sql
+# grants exactly these to jobmatch_worker). Checked at start: a missing right
+# is a person's job to fix (exit 2), not a batch to embed and then charge.
+WORKER_FUNCTIONS = ("claim_embedding_batch", "complete_embeddings", "fail_embeddings",
+                    "release_embeddings", "record_embedding_usage")
+REFRESH_FUNCTION = "enqueue_stale_embeddings"  # unless --refresh-interval 0
+WORKER_TABLES = ("embedding_models", "embedding_queue")
+BUDGET_FUNCTION = "embedding_budget_state"  # with --daily-token-budget / --daily-budget-usd
 
 
 class Stopping(Exception):
@@ -146,6 +157,7 @@ class Worker:
     def run(self) -> int:
         try:
             self._connect()
+            self._check_rights()
             self._check_model()
             event(log, "worker started", worker=self.id, model=self.embedder.model,
                   provider=self.embedder.provider, **asdict(self.s))
@@ -156,6 +168,11 @@ class Worker:
         except WorkerExit as exc:
             event(log, str(exc), logging.ERROR, worker=self.id, exit_code=exc.code)
             return exc.code
+        except psycopg.errors.InsufficientPrivilege as exc:  # a right revoked while running
+            event(log, f"jobmatch worker: role {self._role()}: {exc.diag.message_primary};"
+                  f" GRANT {_worker_role()} TO {self._role()}", logging.ERROR, worker=self.id,
+                  exit_code=EXIT_CONFIG)
+            return EXIT_CONFIG
         finally:
             self._shutdown()
 
@@ -198,6 +215,67 @@ class Worker:
                 if self.stop.wait(delay):
                     raise Stopping()
 
+    def _role(self) -> str:
+        return (self.conn.info.user if self.conn is not None else None) or "?"
+
+    def _check_rights(self) -> None:
+        """Every right this worker's settings need, before anything is claimed:
+        one line naming what is missing and the GRANT that gives it."""
+        functions = list(WORKER_FUNCTIONS)
+        if self.s.refresh_interval > 0:
+            functions.append(REFRESH_FUNCTION)
+        if self.s.daily_token_budget or self.s.daily_budget_usd:
+            functions.append(BUDGET_FUNCTION)
+        tables = list(WORKER_TABLES)
+        group = _worker_role()
+        rows = self.conn.execute(
+            """
+            WITH me AS (SELECT current_user AS role,
+                               (SELECT oid FROM pg_roles WHERE rolname = %(group)s) AS grp)
+            SELECT 0 AS ord, 'schema' AS kind, 'public' AS name, 'public' AS object,
+                   has_schema_privilege('public', 'USAGE') AS mine,
+                   me.grp IS NOT NULL AND has_schema_privilege(me.grp, 'public', 'USAGE') AS its
+            FROM me
+            UNION ALL
+            SELECT f.ord, 'function', f.name, p.oid::regprocedure::text,
+                   p.oid IS NOT NULL AND has_function_privilege(p.oid, 'EXECUTE'),
+                   me.grp IS NOT NULL AND p.oid IS NOT NULL
+                       AND has_function_privilege(me.grp, p.oid, 'EXECUTE')
+            FROM me, unnest(%(functions)s::text[]) WITH ORDINALITY AS f (name, ord)
+            LEFT JOIN LATERAL (SELECT p.oid FROM pg_proc AS p
+                               WHERE p.proname = f.name
+                                 AND p.pronamespace = 'public'::regnamespace
+                               ORDER BY has_function_privilege(p.oid, 'EXECUTE') DESC
+                               LIMIT 1) AS p ON true
+            UNION ALL
+            SELECT 100 + t.ord, 'table', t.name, c.oid::regclass::text,
+                   c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT'),
+                   me.grp IS NOT NULL AND c.oid IS NOT NULL
+                       AND has_table_privilege(me.grp, c.oid, 'SELECT')
+            FROM me, unnest(%(tables)s::text[]) WITH ORDINALITY AS t (name, ord)
+            LEFT JOIN pg_class AS c
+                   ON c.relname = t.name AND c.relnamespace = 'public'::regnamespace
+            ORDER BY 1
+            """, {"group": group, "functions": functions, "tables": tables}).fetchall()
+        role = self.conn.execute("SELECT current_user").fetchone()[0]
+        flags = _model_flags(self.embedder.model, self.embedder.provider, self.embedder.dimensions)
+        absent = [name for _, kind, name, obj, _, _ in rows if kind != "schema" and obj is None]
+        if absent:
+            raise WorkerExit(EXIT_CONFIG, f"jobmatch worker: this database has no "
+                             f"{', '.join(absent)}: run `jobmatch migrate {flags}` first")
+        lacking = [(kind, obj, its) for _, kind, _, obj, mine, its in rows if not mine]
+        if not lacking:
+            return
+        verb = {"schema": "USAGE", "function": "EXECUTE", "table": "SELECT"}
+        what = ", ".join(f"{verb[k]} on {'schema ' if k == 'schema' else ''}{o}"
+                         for k, o, _ in lacking)
+        if all(its for _, _, its in lacking):
+            fix = f"GRANT {group} TO {role}"
+        else:
+            on = {"schema": "SCHEMA ", "function": "FUNCTION ", "table": ""}
+            fix = "; ".join(f"GRANT {verb[k]} ON {on[k]}{o} TO {role}" for k, o, _ in lacking)
+        raise WorkerExit(EXIT_CONFIG, f"jobmatch worker: role {role} lacks {what}; {fix}")
+
     def _check_model(self) -> None:
         """The database decides the model: vectors of two models never mix."""
         try:
@@ -225,6 +303,7 @@ class Worker:
             try:
                 if self.conn is None:
                     self._connect()
+                    self._check_rights()
                     self._check_model()
                     queue.release(self.conn, self.id)  # the batch in flight was lost: retry it now
                 if self.s.refresh_interval > 0 and time.monotonic() >= next_refresh:
@@ -352,10 +431,10 @@ class Worker:
             self.stop.wait(pause)
         return []
 
-    def _write_back(self, ready: list) -> None:  # in the writer thread
+    def _write_back(self, ready: list) -> list:  # in the writer thread
         from .drain import write_back
 
-        write_back(self.write, self.id, self.embedder.model, ready, self.stats)
+        return write_back(self.write, self.id, self.embedder.model, ready, self.stats)
 
     def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
                 quiet: bool = False) -> None:
@@ -365,13 +444,18 @@ class Worker:
             return
         batch, future = writing
         try:
-            future.result()
+            refused = future.result()
         except psycopg.errors.InvalidParameterValue:
             # complete_embeddings refuses vectors of a model that is no longer active
             if quiet:
                 return
             queue.release(self.conn, self.id, batch)
             self._check_model()
+            raise
+        except psycopg.errors.InsufficientPrivilege:
+            if quiet:
+                return
+            queue.release(self.conn, self.id, batch)  # not the rows' fault: no attempt
             raise
         except psycopg.OperationalError as exc:
             if quiet:
@@ -387,6 +471,21 @@ class Worker:
             self.stats.failed += len(batch)
             self.stats.dead_lettered += queue.fail(self.conn, self.id, batch,
                                                    f"database: {exc}")
+            return
+        # Rows the database refused alone (bisected out; the rest is written):
+        # each is charged an attempt, so it ends in dead letters, not a loop.
+        from .drain import charge_refused
+
+        try:
+            charge_refused(self.conn, self.id, refused, self.stats)  # drain logged each
+        except psycopg.Error:
+            if not quiet:
+                raise  # quiet: their leases expire instead
+
+
+def _worker_role() -> str:
+    """The role `jobmatch migrate` grants the worker's rights to."""
+    return os.environ.get("JOBMATCH_WORKER_ROLE") or "jobmatch_worker"
 
 
 # command line -----------------------------------------------------------------------
@@ -395,7 +494,8 @@ def add_flags(p) -> None:
         "Claims queued rows, embeds them and writes the vectors back; wakes on NOTIFY "
         "and polls. Environment: DATABASE_URL (the database), OPENAI_API_KEY and "
         "OPENAI_BASE_URL (read by the openai client). Logs: JSON lines on stderr. "
-        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch), "
+        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch, a missing "
+        "right), "
         "3 API key rejected (do not restart).")
     add_embedder_flags(p)
     env_switch(p, "--once", "JOBMATCH_WORKER_ONCE",
