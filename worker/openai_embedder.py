@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import openai
@@ -131,6 +131,8 @@ class OpenAIEmbedder:
         self._executor = (ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai-embed")
                           if self.concurrency > 1 else None)
         self.last_waits: list[float] = []
+        # called after each request attempt: (seconds, 'ok'|'retried'|'failed', inputs)
+        self.on_request: Callable[[float, str, int], None] | None = None
 
     def __repr__(self) -> str:
         return (f"OpenAIEmbedder(model={self.name!r}, dimensions={self.dimensions}, "
@@ -205,12 +207,17 @@ class OpenAIEmbedder:
                 return value
         return None
 
+    def _observed(self, started: float, outcome: str, inputs: int = 0) -> None:
+        if self.on_request is not None:
+            self.on_request(time.monotonic() - started, outcome, inputs)
+
     def _send(self, texts: list[str], waits: list[float]) -> tuple[np.ndarray, int, int]:
         """(vectors, tokens, attempts) for one request's inputs; appends its waits to `waits`."""
         extra = {"dimensions": self.dimensions} if self._send_dims else {}
         attempt = 0
         while True:
             bad_payload = False
+            started = time.monotonic()
             try:
                 # Asked for explicitly, base64 reaches us undecoded: one
                 # frombuffer per vector instead of 1,536 Python floats.
@@ -221,8 +228,10 @@ class OpenAIEmbedder:
                                         self.dimensions)
                 usage = resp.usage
                 tokens = (usage.total_tokens or usage.prompt_tokens) if usage is not None else 0
+                self._observed(started, "ok", len(texts))
                 return vectors, tokens or sum(map(count_tokens, texts)), attempt + 1
             except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+                self._observed(started, "failed")
                 raise ProviderAuthError(f"the provider rejected the API key (HTTP {err.status_code}); "
                                         "check OPENAI_API_KEY") from None
             except openai.RateLimitError as err:
@@ -231,6 +240,7 @@ class OpenAIEmbedder:
                 last = f"HTTP 429 rate limited: {err.message}"
             except openai.APIStatusError as err:
                 if err.status_code < 500:
+                    self._observed(started, "failed")
                     raise EmbeddingError(self._scrub(f"request rejected (HTTP {err.status_code}): "
                                                      f"{err.message}")) from None
                 wait, last = self._backoff(attempt), f"HTTP {err.status_code}: {err.message}"
@@ -241,6 +251,7 @@ class OpenAIEmbedder:
             except (EmbeddingError, openai.APIResponseValidationError, ValueError, TypeError) as err:
                 # EmbeddingError: bad vectors; ValueError: bad JSON or no data
                 wait, last, bad_payload = self._backoff(attempt), f"bad response: {err}", True
+            self._observed(started, "failed" if attempt >= self.max_retries else "retried")
             if attempt >= self.max_retries:
                 summary = self._scrub(f"{self.provider} embeddings failed after {attempt + 1} attempts; last: {last}")
                 raise (BadResponse if bad_payload else ProviderUnavailable)(summary)

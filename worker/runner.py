@@ -138,8 +138,10 @@ def _model_flags(model: str, provider: str, dimensions: int) -> str:
 
 class Worker:
     def __init__(self, dsn: str, embedder, settings: Settings | None = None,
-                 stop: StopSignal | None = None, worker_id: str | None = None):
+                 stop: StopSignal | None = None, worker_id: str | None = None,
+                 metrics=None):
         self.dsn, self.embedder = dsn, embedder
+        self.metrics = metrics  # worker.metrics.WorkerMetrics, or None
         self.s = settings or Settings()
         self.stop = stop or StopSignal()
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -226,7 +228,7 @@ class Worker:
             functions.append(REFRESH_FUNCTION)
         if self.s.daily_token_budget or self.s.daily_budget_usd:
             functions.append(BUDGET_FUNCTION)
-        tables = list(WORKER_TABLES)
+        tables = list(WORKER_TABLES) + (["embedding_health"] if self.metrics else [])
         group = _worker_role()
         rows = self.conn.execute(
             """
@@ -310,6 +312,7 @@ class Worker:
                     self._refresh()
                     next_refresh = time.monotonic() + self.s.refresh_interval
                 self._drain()
+                self._observe()
                 if self.s.once:
                     return
                 timeout = self.s.poll_interval
@@ -326,6 +329,13 @@ class Worker:
                 event(log, "database connection lost, reconnecting", logging.WARNING,
                       error=str(exc).strip(), retry_in_s=round(delay, 2))
                 self.stop.wait(delay)
+
+    def _observe(self, force: bool = False) -> None:
+        """Brings the Prometheus metrics up to date (with --metrics-port)."""
+        if self.metrics is not None:
+            # after work, at once; while idle, every metrics.HEALTH_INTERVAL
+            force = force or self.metrics.sync(self.stats)
+            self.metrics.observe_health(self.conn, self._over_budget, force)
 
     def _wait(self, timeout: float) -> None:
         """Until a NOTIFY, `timeout` or a stop. Polling backs NOTIFY up: a
@@ -390,6 +400,7 @@ class Worker:
                           rows_per_s=round((self.stats.claimed - done) / max(now - last, 1e-6), 1),
                           queue_left=queue.pending(self.conn))
                     last, done = now, self.stats.claimed
+                self._observe()
         except BaseException:
             self._finish(writing, quiet=True)  # the first error is the one to report
             raise
@@ -529,6 +540,10 @@ def add_flags(p) -> None:
              type=float, help="seconds between progress lines while draining")
     env_flag(p, "--pause-seconds", "JOBMATCH_PAUSE_SECONDS", Settings.pause_seconds, type=float,
              help="first pause when the provider stays down (doubles, up to 10 minutes)")
+    env_flag(p, "--metrics-port", "JOBMATCH_METRICS_PORT", None, type=int,
+             help="serve Prometheus metrics on this port (/metrics); off when unset")
+    env_flag(p, "--metrics-address", "JOBMATCH_METRICS_ADDRESS", "127.0.0.1",
+             help="address the metrics endpoint listens on (0.0.0.0: every interface)")
     env_flag(p, "--worker-id", "JOBMATCH_WORKER_ID", None,
              help="name in embedding_queue.locked_by (default: host:pid:random)")
 
@@ -594,9 +609,24 @@ def main(args) -> int:
         daily_token_budget=args.daily_token_budget, daily_budget_usd=args.daily_budget_usd,
         progress_interval=args.progress_interval,
         pause_seconds=args.pause_seconds, once=args.once)
+    metrics = None
+    if args.metrics_port is not None:
+        from .metrics import WorkerMetrics
+
+        metrics = WorkerMetrics()
+        try:
+            metrics.serve(args.metrics_port, args.metrics_address)
+        except OSError as exc:
+            event(log, f"configuration error: cannot serve metrics on "
+                  f"{args.metrics_address}:{args.metrics_port}: {exc}", logging.ERROR,
+                  exit_code=EXIT_CONFIG)
+            return EXIT_CONFIG
+        if hasattr(embedder, "on_request"):
+            embedder.on_request = metrics.request
     previous = _install_signals(stop)
     try:
-        return Worker(db.database_url(), embedder, settings, stop, args.worker_id).run()
+        return Worker(db.database_url(), embedder, settings, stop, args.worker_id,
+                      metrics).run()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

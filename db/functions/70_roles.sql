@@ -93,7 +93,9 @@ BEGIN
                    ' active_embedding_model(),'
                    ' embedding_budget_state(text, bigint, numeric) TO %I', p_worker_role);
     -- what the worker reads to check its model, its budget and its progress
-    EXECUTE format('GRANT SELECT ON embedding_models, embedding_usage, embedding_queue TO %I',
+    -- embedding_health: the worker's Prometheus gauges (--metrics-port)
+    EXECUTE format('GRANT SELECT ON embedding_models, embedding_usage, embedding_queue,'
+                   ' embedding_health TO %I',
                    p_worker_role);
 END
 $$;
