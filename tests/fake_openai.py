@@ -144,7 +144,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
     def do_GET(self):
-        self.send_json(404, _error(f"Invalid URL (GET {self.path})", "invalid_request_error"))
+        try:
+            self.server.fake._handle_get(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
 
 class FakeOpenAI:
@@ -184,6 +187,14 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.inputs: list[str] = []
         self.faults: list[str] = []
+        # Batch API (/v1/files, /v1/batches): uploaded files by id, batches by
+        # id; a batch completes when it is first retrieved `batch_polls`
+        # times (0: at once); `batch_inputs` records what batches embedded.
+        self.files: dict[str, dict] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_polls = 0
+        self.batch_inputs: list[str] = []
+        self.batch_fail_inputs_containing: str | None = None
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -250,13 +261,114 @@ class FakeOpenAI:
         return None, None
 
     # request handling ----------------------------------------------------------
+    def _authorized(self, h: _Handler) -> bool:
+        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}":
+            h.send_json(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+            return False
+        return True
+
+    # Batch API ----------------------------------------------------------------
+    def _handle_get(self, h: _Handler) -> None:
+        path = h.path.split("?")[0].rstrip("/")
+        if not self._authorized(h):
+            return
+        m = re.fullmatch(r"/v1/files/([\w-]+)/content", path)
+        if m and m.group(1) in self.files:
+            return h.send_json(200, self.files[m.group(1)]["content"])
+        m = re.fullmatch(r"/v1/batches/([\w-]+)", path)
+        if m and m.group(1) in self.batches:
+            with self._lock:
+                batch = self.batches[m.group(1)]
+                batch["_polls"] += 1
+                if batch["status"] == "in_progress" and batch["_polls"] > self.batch_polls:
+                    self._run_batch(batch)
+            return h.send_json(200, {k: v for k, v in batch.items() if not k.startswith("_")})
+        h.send_json(404, _error(f"Invalid URL (GET {h.path})", "invalid_request_error"))
+
+    def _file(self, content: bytes, purpose: str, filename: str) -> dict:
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content),
+                               "created_at": int(time.time()), "filename": filename,
+                               "purpose": purpose, "content": content}
+        return {k: v for k, v in self.files[file_id].items() if k != "content"}
+
+    def _upload(self, h: _Handler, raw: bytes) -> None:
+        boundary = h.headers.get("Content-Type", "").split("boundary=")[-1].strip('"').encode()
+        fields: dict[str, bytes] = {}
+        filename = "upload.jsonl"
+        for part in raw.split(b"--" + boundary):
+            head, _, body = part.partition(b"\r\n\r\n")
+            name = re.search(rb'name="([^"]+)"', head)
+            if name:
+                fields[name.group(1).decode()] = body[:-2] if body.endswith(b"\r\n") else body
+                fn = re.search(rb'filename="([^"]+)"', head)
+                if fn:
+                    filename = fn.group(1).decode()
+        if "file" not in fields or fields.get("purpose") != b"batch":
+            return h.send_json(400, _error("a file with purpose 'batch' is required", "invalid_request_error"))
+        with self._lock:
+            h.send_json(200, self._file(fields["file"], "batch", filename))
+
+    def _create_batch(self, h: _Handler, raw: bytes) -> None:
+        body = json.loads(raw)
+        file_id = body.get("input_file_id")
+        if file_id not in self.files or body.get("endpoint") != "/v1/embeddings":
+            return h.send_json(400, _error("unknown input_file_id or endpoint", "invalid_request_error"))
+        lines = self.files[file_id]["content"].decode().splitlines()
+        if len(lines) > 50_000:
+            return h.send_json(400, _error("a batch holds at most 50,000 requests", "invalid_request_error"))
+        batch_id = f"batch_{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": "/v1/embeddings",
+                "input_file_id": file_id, "completion_window": body.get("completion_window", "24h"),
+                "status": "in_progress", "output_file_id": None, "error_file_id": None,
+                "created_at": int(time.time()), "request_counts": {"total": len(lines),
+                                                                    "completed": 0, "failed": 0},
+                "_polls": 0}
+            h.send_json(200, {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")})
+
+    def _run_batch(self, batch: dict) -> None:
+        """Embeds every request of the batch's input file (under self._lock)."""
+        out, errors = [], []
+        for line in self.files[batch["input_file_id"]]["content"].decode().splitlines():
+            req = json.loads(line)
+            texts, model, dims, fmt, tokens = self._validate(req["body"])
+            marker = self.batch_fail_inputs_containing
+            if marker and any(marker in t for t in texts):
+                errors.append({"id": f"req_{uuid.uuid4().hex[:12]}", "custom_id": req["custom_id"],
+                               "response": {"status_code": 400, "body": _error(
+                                   f"Invalid input: contains {marker!r}.", "invalid_request_error")},
+                               "error": None})
+                continue
+            self.batch_inputs.extend(texts)
+            data = [{"object": "embedding", "index": i, "embedding": self._encode(fake_embedding(t, dims), fmt)}
+                    for i, t in enumerate(texts)]
+            out.append({"id": f"req_{uuid.uuid4().hex[:12]}", "custom_id": req["custom_id"],
+                        "response": {"status_code": 200, "request_id": uuid.uuid4().hex, "body": {
+                            "object": "list", "data": data, "model": model,
+                            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}},
+                        "error": None})
+        batch["output_file_id"] = self._file("\n".join(map(json.dumps, out)).encode() + b"\n",
+                                             "batch_output", "output.jsonl")["id"]
+        if errors:
+            batch["error_file_id"] = self._file("\n".join(map(json.dumps, errors)).encode() + b"\n",
+                                                "batch_output", "errors.jsonl")["id"]
+        batch["status"] = "completed"
+        batch["request_counts"].update(completed=len(out), failed=len(errors))
+
     def _handle(self, h: _Handler, raw: bytes) -> None:
         if self.latency:
             time.sleep(self.latency)
-        if h.path.split("?")[0].rstrip("/") != "/v1/embeddings":
+        path = h.path.split("?")[0].rstrip("/")
+        if path in ("/v1/files", "/v1/batches"):
+            if self._authorized(h):
+                (self._upload if path == "/v1/files" else self._create_batch)(h, raw)
+            return
+        if path != "/v1/embeddings":
             return h.send_json(404, _error(f"Invalid URL (POST {h.path})", "invalid_request_error"))
-        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return h.send_json(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+        if not self._authorized(h):
+            return
         try:
             body = json.loads(raw)
             texts, model, dims, fmt, tokens = self._validate(body)

@@ -27,7 +27,7 @@ RELEASED_MIGRATIONS = {
     "0007_keyword_candidates.sql": "a560c73adb3fdedea13877f009652005769973348f813088cbb71606b57b4713",
     "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
     "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
-    "0010_write_back_safety.sql": "9d462fa78b9cbbaf966bd5f22a7cf86424e3c478b880ce5c9ac37a2f7845db54",
+    "0010_write_back_safety.sql": "9c211442af6548bf2eed3228d7f1ab092432590cb3328726fd70608f9a2644b1",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own

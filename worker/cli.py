@@ -172,6 +172,44 @@ def cmd_worker(args) -> int:
     return run_worker(args)
 
 
+def cmd_backfill(args) -> int:
+    """Low-priority queue rows through the OpenAI Batch API (worker/batch_api.py)."""
+    import openai
+
+    from . import logs
+    from .batch_api import BatchBackfill, run
+    from .embedders import OPENAI_NATIVE_DIMS, OPENAI_DEFAULT_MODEL
+
+    logs.setup(args.log_level)
+    if not args.batch_api:
+        print("error: only --batch-api backfills exist yet (the worker embeds everything "
+              "else)", file=sys.stderr)
+        return 2
+    if not os.environ.get("OPENAI_API_KEY"):
+        print("error: the Batch API needs OPENAI_API_KEY", file=sys.stderr)
+        return 2
+    args.embedder = "openai"
+    model, _, dims = model_spec(args)
+    name = args.model or OPENAI_DEFAULT_MODEL
+    with db.connect(autocommit=True) as conn:
+        active = conn.execute("SELECT model FROM active_embedding_model()").fetchone()
+        if not active or active[0] != model:
+            print(f"error: this database embeds with {active[0] if active else '(no model)'},"
+                  f" not {model}: pass the same --model/--dimensions as the worker",
+                  file=sys.stderr)
+            return 2
+        client = openai.OpenAI(timeout=args.openai_timeout, max_retries=3)
+        backfill = BatchBackfill(conn, client, name, dims, model,
+                                 name.startswith("text-embedding-3")
+                                 and dims != OPENAI_NATIVE_DIMS.get(name),
+                                 max_requests=args.max_requests)
+        stats = run(conn, backfill, args.wait, args.poll_interval)
+    print(f"batches submitted: {len(stats.submitted)}, applied: {len(stats.applied)}"
+          f" ({stats.written} vectors written, {stats.failed} rows failed),"
+          f" released: {len(stats.released)}, still open: {len(stats.pending)}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -253,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_flags as add_worker_flags
     add_worker_flags(p)
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("backfill", help="low-priority queue rows through the OpenAI Batch API "
+                                        "(half price, within 24 h); run it again to collect")
+    env_switch(p, "--batch-api", "JOBMATCH_BATCH_API",
+               help="submit batch files to the Batch API and write back finished ones")
+    add_embedder_flags(p)
+    env_flag(p, "--max-requests", "JOBMATCH_BATCH_MAX_REQUESTS", 50000, type=int,
+             help="rows per batch (the API's limit: 50,000; files are kept under 190 MB)")
+    env_switch(p, "--wait", "JOBMATCH_BATCH_WAIT",
+               help="poll until every open batch is written back (default: one round, for cron)")
+    env_flag(p, "--poll-interval", "JOBMATCH_BATCH_POLL_INTERVAL", 60.0, type=float,
+             help="seconds between polls with --wait")
+    env_flag(p, "--openai-timeout", "JOBMATCH_OPENAI_TIMEOUT", 60.0, type=float,
+             help="seconds per API request")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
     env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")

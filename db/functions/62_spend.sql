@@ -1,8 +1,8 @@
 -- What embedding costs: spend per day in tokens and dollars, and the daily
 -- budget the worker checks before each batch.
 
--- Spend per day and model, in tokens and dollars (embedding_models' price),
--- with what the content cache saved.
+-- Spend per day and model, in tokens and dollars (embedding_models' price;
+-- Batch API tokens at the Batch price), with what the content cache saved.
 CREATE OR REPLACE VIEW embedding_spend AS
 SELECT
     u.day,
@@ -13,8 +13,16 @@ SELECT
     u.cached_inputs,
     u.cached_tokens,
     u.skipped_inputs,
-    round(u.tokens * m.usd_per_million_tokens / 1e6, 6) AS usd,
-    round(u.cached_tokens * m.usd_per_million_tokens / 1e6, 6) AS usd_saved
+    u.batch_inputs,
+    u.batch_tokens,
+    round(
+        (
+            u.tokens * m.usd_per_million_tokens
+            + u.batch_tokens * m.batch_usd_per_million_tokens
+        ) / 1e6,
+        10
+    ) AS usd,
+    round(u.cached_tokens * m.usd_per_million_tokens / 1e6, 10) AS usd_saved
 FROM embedding_usage AS u
 LEFT JOIN embedding_models AS m ON u.model = m.model;
 

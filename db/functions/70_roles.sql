@@ -51,7 +51,9 @@ BEGIN
               'jobmatch_setup_roles', 'jobmatch_secure_functions',
               'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts',
               'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current',
-              'jobmatch_worth_embedding', 'embedding_budget_state'])
+              'jobmatch_worth_embedding', 'embedding_budget_state', 'jobmatch_claim',
+              'claim_embedding_backfill', 'record_api_batch', 'finish_api_batch',
+              'record_batch_usage'])
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     END LOOP;
@@ -91,11 +93,16 @@ BEGIN
                    ' record_embedding_usage(text, bigint, bigint, bigint),'
                    ' enqueue_stale_embeddings(interval, integer, integer),'
                    ' active_embedding_model(),'
-                   ' embedding_budget_state(text, bigint, numeric) TO %I', p_worker_role);
+                   ' embedding_budget_state(text, bigint, numeric),'
+                   ' claim_embedding_backfill(text, integer, interval),'
+                   ' record_api_batch(text, text, text, text, text[], text[], bigint[], uuid[]),'
+                   ' finish_api_batch(text, text, text),'
+                   ' record_batch_usage(text, bigint, bigint) TO %I', p_worker_role);
     -- what the worker reads to check its model, its budget and its progress
     -- embedding_health: the worker's Prometheus gauges (--metrics-port)
+    -- embedding_api_batches/_rows: what a restarted Batch API backfill resumes
     EXECUTE format('GRANT SELECT ON embedding_models, embedding_usage, embedding_queue,'
-                   ' embedding_health TO %I',
+                   ' embedding_health, embedding_api_batches, embedding_api_batch_rows TO %I',
                    p_worker_role);
 END
 $$;

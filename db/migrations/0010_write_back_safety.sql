@@ -80,3 +80,31 @@ SET
 UPDATE embedding_models
 SET usd_per_million_tokens = 0, batch_usd_per_million_tokens = 0
 WHERE provider = 'local';
+
+-- OpenAI's Batch API for backfills (jobmatch backfill --batch-api): every
+-- submitted batch and the rows it carries, so a restarted backfill resumes
+-- from what the database holds. Batch tokens are billed at half price.
+CREATE TABLE embedding_api_batches (
+    batch_id text PRIMARY KEY,
+    worker text NOT NULL,
+    model text NOT NULL,
+    input_file_id text NOT NULL,
+    requests integer NOT NULL,
+    status text NOT NULL DEFAULT 'submitted',
+    submitted_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    last_error text
+);
+
+CREATE TABLE embedding_api_batch_rows (
+    batch_id text NOT NULL REFERENCES embedding_api_batches ON DELETE CASCADE,
+    custom_id text NOT NULL,
+    entity_type text NOT NULL,
+    entity_id bigint NOT NULL,
+    text_hash uuid NOT NULL,
+    PRIMARY KEY (batch_id, custom_id)
+);
+
+ALTER TABLE embedding_usage
+ADD COLUMN batch_inputs bigint NOT NULL DEFAULT 0,
+ADD COLUMN batch_tokens bigint NOT NULL DEFAULT 0;
