@@ -41,7 +41,7 @@ def bin_dir() -> Path:
     return versions[max(versions)]
 
 
-def _system_user() -> str | None:
+def system_user() -> str | None:
     """PostgreSQL refuses to run as root: as root, run its programs as the
     unprivileged user the embedded server uses (created if missing)."""
     if os.geteuid() != 0:
@@ -50,7 +50,7 @@ def _system_user() -> str | None:
     return "pgserver"
 
 
-def _hand_over(path: Path, user: str | None) -> None:
+def hand_over(path: Path, user: str | None) -> None:
     """Lets `user` own `path` and traverse every folder above it."""
     path.mkdir(parents=True, exist_ok=True)
     if user is None:
@@ -63,7 +63,7 @@ def _hand_over(path: Path, user: str | None) -> None:
 
 
 def run(program: str, *args: str, timeout: float = 120) -> str:
-    user = _system_user()
+    user = system_user()
     proc = subprocess.run([str(bin_dir() / program), *args], capture_output=True, text=True,
                           timeout=timeout, user=user, cwd="/")
     if proc.returncode != 0:
@@ -127,7 +127,7 @@ def port_of(pgdata: Path) -> int:
 def init_primary(pgdata: Path, port: int | None = None) -> LocalServer:
     """initdb (trust for local connections, replication included) and start."""
     pgdata = Path(pgdata).resolve()
-    _hand_over(pgdata, _system_user())
+    hand_over(pgdata, system_user())
     run("initdb", "--auth=trust", "--encoding=utf8", "-U", "postgres", "-D", str(pgdata))
     # PostgreSQL's defaults, spelled out: what a primary with standbys needs.
     _configure(pgdata, port := port or free_port(),
@@ -143,8 +143,8 @@ def init_standby(primary_url: str, pgdata: Path, port: int | None = None) -> Loc
     pgdata = Path(pgdata).resolve()
     if (pgdata / "PG_VERSION").exists():
         raise RuntimeError(f"{pgdata} already holds a data directory")
-    user = _system_user()
-    _hand_over(pgdata, user)
+    user = system_user()
+    hand_over(pgdata, user)
     if user is not None:
         os.chmod(pgdata, 0o700)
     run("pg_basebackup", "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast",
