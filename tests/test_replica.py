@@ -120,3 +120,36 @@ def test_a_hot_standby_answers_match_jobs_as_the_primary_does(primary, tmp_path)
                     ro.execute("SELECT * FROM match_jobs(%s, 10)", [seeker]).fetchall()
                 assert ro.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
             assert ro.execute("SELECT pg_my_temp_schema()::oid").fetchone() == (0,)
+
+
+def jobmatch(*args, env=None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBMATCH_")},
+           "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_db_up_standby_of_starts_a_local_standby(primary, tmp_path):
+    servers = primary
+    url = servers[0].url("jobmatch")
+    with jm_db.connect(url, autocommit=True) as p:
+        user(p, 1, job_roles=["Cook"])
+        job(p, title="Cook")
+    pgdata = tmp_path / "standby"
+    up = jobmatch("db", "up", "--standby-of", url, "--standby-pgdata", str(pgdata))
+    if (pgdata / "PG_VERSION").exists():  # stopped by the fixture, whatever happens next
+        servers.append(sb.LocalServer(pgdata.resolve(), sb.port_of(pgdata)))
+    assert up.returncode == 0, up.stderr
+    standby_url = up.stdout.strip()
+    assert jobmatch("db", "url", "--standby", env={"JOBMATCH_STANDBY_PGDATA": str(pgdata)}
+                    ).stdout.strip() == standby_url
+    with jm_db.connect(url, autocommit=True) as p, \
+            jm_db.connect(standby_url, autocommit=True) as s:
+        assert s.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        sb.wait_for_replay(p, s)
+    match = jobmatch("match", "1", "--json", env={"DATABASE_URL": standby_url})
+    assert match.returncode == 0, match.stderr
+    assert '"match_method": "keyword"' in match.stdout and '"title": "Cook"' in match.stdout
+    down = jobmatch("db", "down", "--standby", "--standby-pgdata", str(pgdata))
+    assert down.stdout.strip() == "stopped"
+    assert not (pgdata / "postmaster.pid").exists()

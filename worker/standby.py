@@ -3,10 +3,11 @@ wheel): a primary made by initdb and streaming-replication hot standbys made
 by `pg_basebackup -R`. For development, the tests (tests/test_replica.py) and
 bench/replica_lag.py; production replicas are a DBA's or a provider's.
 
-    python -m worker.standby --standby-of URL [--pgdata DIR] [--port N]
+    jobmatch db up --standby-of URL      # or: python -m worker.standby up ...
+    jobmatch db url --standby / jobmatch db down --standby
 
-starts a hot standby of the server at URL in DIR (default
-./.jobmatch/standby) and prints its URL; `--stop` stops it. The primary needs
+starts a hot standby of the server at URL in ./.jobmatch/standby
+(--standby-pgdata) and prints its URL / prints it / stops it. The primary needs
 wal_level replica (PostgreSQL's default; the embedded server has it) and a
 replication entry in pg_hba.conf for the connecting user (initdb's trust
 default has one for local connections).
@@ -172,34 +173,70 @@ def wait_for_replay(primary: psycopg.Connection, standby: psycopg.Connection,
         time.sleep(0.005)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m worker.standby", description=__doc__.split("\n\n")[0])
-    p.add_argument("--standby-of", metavar="URL", help="the primary's URL (a superuser or a"
-                   " role with REPLICATION); default: the embedded server")
-    p.add_argument("--pgdata", type=Path, default=Path(".jobmatch/standby"),
-                   help="the standby's data directory (default ./.jobmatch/standby)")
-    p.add_argument("--port", type=int, default=None, help="its port (default: a free one)")
-    p.add_argument("--stop", action="store_true", help="stop the standby in --pgdata")
-    args = p.parse_args(argv)
-    pgdata = args.pgdata.resolve()
-    if args.stop:
-        LocalServer(pgdata, 0).stop()
-        print("stopped")
-        return 0
-    primary_url = args.standby_of
-    if not primary_url:
-        from . import db
+def standby_url(pgdata: Path, dbname: str = "jobmatch") -> str:
+    return LocalServer(pgdata, port_of(pgdata)).url(dbname)
 
-        primary_url = db.embedded_url()
+
+def up(primary_url: str, pgdata: Path, port: int | None = None) -> str:
+    """Starts the standby in pgdata, making it first if needed; its URL (the
+    primary's database name)."""
+    pgdata = Path(pgdata).resolve()
     if (pgdata / "PG_VERSION").exists():
         server = LocalServer(pgdata, port_of(pgdata))
         if not (pgdata / "postmaster.pid").exists():
             server.start()
     else:
-        server = init_standby(primary_url, pgdata, args.port)
-    dbname = conninfo_to_dict(primary_url).get("dbname") or "postgres"
-    print(server.url(dbname))
+        server = init_standby(primary_url, pgdata, port)
+    return server.url(conninfo_to_dict(primary_url).get("dbname") or "postgres")
+
+
+def down(pgdata: Path) -> bool:
+    """Stops the standby in pgdata; False if it was not running."""
+    pgdata = Path(pgdata).resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    LocalServer(pgdata, port_of(pgdata)).stop("fast")
+    return True
+
+
+def add_db_flags(p: argparse.ArgumentParser) -> None:
+    """`jobmatch db up --standby-of URL`, `db url --standby`, `db down --standby`."""
+    from .config import env_flag, env_switch
+
+    env_flag(p, "--standby-of", "JOBMATCH_STANDBY_OF", None, metavar="URL",
+             help="with up: start a local hot standby of the server at URL (streaming"
+                  " replication, pg_basebackup -R on first use) and print its URL")
+    env_switch(p, "--standby", "JOBMATCH_STANDBY",
+               help="with url/down: the local standby's URL / stop it")
+    env_flag(p, "--standby-pgdata", "JOBMATCH_STANDBY_PGDATA", ".jobmatch/standby",
+             type=Path, help="the standby's data directory")
+
+
+def cmd_db(args) -> int:
+    pgdata = Path(args.standby_pgdata).expanduser().resolve()
+    if args.action == "up":
+        if not args.standby_of:
+            print("error: db up --standby needs --standby-of URL (the primary)", file=sys.stderr)
+            return 2
+        print(up(args.standby_of, pgdata))
+    elif args.action == "url":
+        print(standby_url(pgdata))
+    else:
+        print("stopped" if down(pgdata) else "not running")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m worker.standby",
+                                description="a local hot standby (same as `jobmatch db ...`)")
+    p.add_argument("action", choices=["up", "url", "down"])
+    add_db_flags(p)
+    args = p.parse_args(argv)
+    if args.action == "up" and not args.standby_of:
+        from . import db
+
+        args.standby_of = db.embedded_url()
+    return cmd_db(args)
 
 
 if __name__ == "__main__":
