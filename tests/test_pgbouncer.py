@@ -19,6 +19,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helpers import at_similarity, drain_with, job, unit, user
 from worker import standby as sb
+from worker.listen_probe import MESSAGE
+from worker_support import events, oconn, run_worker, server  # noqa: F401 (fixtures)
 
 BOT = "bouncer_test_bot"  # a login role in the bot's group role
 CLIENTS = 8
@@ -219,6 +221,21 @@ def test_match_jobs_leaves_no_setting_on_the_pooled_server_connection(
             a.execute("SELECT * FROM match_jobs(1, -1)")  # an error mid-call leaves nothing
         assert b.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
         assert settings(b) == baseline
+
+
+def test_the_worker_refuses_a_pooled_connection_its_listen_cannot_hear_on(
+        oconn, dsn, bouncer, server):
+    """Transaction pooling swallows NOTIFYs: the worker says so and exits 2
+    rather than silently falling back to polling."""
+    job(oconn, title="Welder")
+    proc = run_worker(bouncer.url(user="postgres"), server, "--once")
+    assert proc.returncode == 2, proc.stderr
+    (error,) = [e for e in events(proc.stderr) if e["level"] == "error"]
+    assert error["msg"] == MESSAGE and "PgBouncer" in error["msg"]
+    assert server.requests == []  # nothing embedded, nothing paid for
+    # the same worker on a direct connection hears its LISTEN and drains the queue
+    assert run_worker(dsn, server, "--once").returncode == 0
+    assert oconn.execute("SELECT count(*) FROM embedding_queue").fetchone()[0] == 0
 
 
 def test_server_side_prepared_statements_behind_pgbouncer(conn, dsn, seekers, tmp_path, bot):
