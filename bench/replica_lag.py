@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -146,7 +147,7 @@ def measure(edits: int, jobs: int, workdir: Path) -> dict:
                 "mean_ms": round(1000 * statistics.fmean(values), 2)}
 
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "jobs": jobs, "edits": edits,
+            "load_average_1m": round(os.getloadavg()[0], 1), "jobs": jobs, "edits": edits,
             "edit_to_standby_match": ms(both), "job_edits": ms(lags["job"]),
             "seeker_edits": ms(lags["seeker"]), "commit_to_replay": ms(replay),
             "one_standby_match_jobs_call": ms(polls)}
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{result['date']}: {args.edits} edits, {args.jobs} jobs, primary + hot standby on"
-          " one machine (unix sockets, asynchronous streaming replication)")
+          " one machine (unix sockets, asynchronous streaming replication),"
+          f" load average {result['load_average_1m']}")
     print(f"{'':34}{'n':>5}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for key, label in [("edit_to_standby_match", "edit -> standby match_jobs"),
                        ("job_edits", "  new job"), ("seeker_edits", "  seeker's new vector"),
