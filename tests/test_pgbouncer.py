@@ -74,8 +74,9 @@ class Bouncer:
         if prepared:
             lines.append(f"max_prepared_statements = {prepared}")
         (workdir / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
-        for f in workdir.iterdir():
-            shutil.chown(f, user) if user else None
+        if user:
+            for f in workdir.iterdir():
+                shutil.chown(f, user)
         self.proc = subprocess.Popen([BINARY, str(workdir / "pgbouncer.ini")], user=user,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10

@@ -97,8 +97,15 @@ class LocalServer:
         return make_conninfo(host=str(self.socket_dir), port=self.port, dbname=dbname, user=user)
 
     def start(self, timeout: float = 60) -> None:
-        run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"), "-w",
-            "-t", str(int(timeout)), "start", timeout=timeout + 10)
+        try:
+            run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"), "-w",
+                "-t", str(int(timeout)), "start", timeout=timeout + 10)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            try:  # a postmaster that came up too late must not outlive the failure
+                self.stop("immediate")
+            except Exception:  # noqa: BLE001 - the start's error is the one to report
+                pass
+            raise RuntimeError(f"{exc}\n{self.log()[-2000:]}") from exc
 
     def stop(self, mode: str = "fast") -> None:
         if (self.pgdata / "postmaster.pid").exists():
@@ -112,6 +119,8 @@ class LocalServer:
 def _configure(pgdata: Path, port: int, *lines: str) -> None:
     """Port, a unix socket in the data directory and no TCP listener, kept
     in postgresql.auto.conf so that a plain `pg_ctl start` brings it back."""
+    if len(str(pgdata / f".s.PGSQL.{port}.lock")) > 107:  # sun_path's limit
+        raise RuntimeError(f"{pgdata} is too deep for a unix socket in it: choose a shorter path")
     with open(pgdata / "postgresql.auto.conf", "a") as conf:
         conf.write("\n".join([f"port = {port}", "listen_addresses = ''",
                               f"unix_socket_directories = '{pgdata}'", *lines, ""]))
