@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 
-from . import db
+from . import db, standby
 from .config import add_embedder_flags, env_flag, env_switch, model_spec
 
 log = logging.getLogger("jobmatch")
@@ -32,6 +32,8 @@ def _dict_rows(cur) -> list[dict]:
 
 
 def cmd_db(args) -> int:
+    if args.standby_of or args.standby:  # a local hot standby: worker/standby.py
+        return standby.cmd_db(args)
     if args.action == "down":
         print("stopped" if db.stop_embedded() else "not running")
         return 0
@@ -227,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="the embedded PostgreSQL: up, url, down")
     p.add_argument("action", choices=["up", "url", "down"])
+    standby.add_db_flags(p)
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("migrate", help="apply migrations and functions; record the embedding model")

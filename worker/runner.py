@@ -35,7 +35,7 @@ from datetime import timedelta
 
 import psycopg
 
-from . import db, logs, queue
+from . import db, listen_probe, logs, queue
 from .config import add_embedder_flags, embedder_kind, env_flag, env_switch, model_spec
 from .embedders import OPENAI_DEFAULT_MODEL, LocalEmbedder
 from .logs import event
@@ -206,6 +206,8 @@ class Worker:
                 self.write = db.connect(self.dsn, autocommit=True, **opts)
                 self.listen = psycopg.connect(self.dsn, autocommit=True, **opts)
                 self.listen.execute(f"LISTEN {queue.CHANNEL}")
+                if not listen_probe.notifications_arrive(self.listen, self.conn):
+                    raise WorkerExit(EXIT_CONFIG, listen_probe.MESSAGE)  # e.g. PgBouncer
                 return
             except psycopg.OperationalError as exc:
                 self._close()
