@@ -141,6 +141,19 @@ def test_every_worker_definer_path_ignores_a_planted_pg_temp(conn, roles, data):
         queue.record_usage(hostile, MODEL, 1, 2, 3)
         hostile.execute("SELECT enqueue_stale_embeddings(NULL, 1, 10)")
         hostile.execute("SELECT active_embedding_model()")
+        hostile.execute("SELECT * FROM embedding_budget_state(%s, 1, 1)", [MODEL])
+        # the Batch API backfill's path
+        conn.execute("UPDATE embedding_queue SET priority = 1, locked_by = NULL,"
+                     " locked_until = NULL, run_after = now()")
+        backfill = hostile.execute("SELECT entity_type, entity_id, text_hash"
+                                   " FROM claim_embedding_backfill('b', 10)").fetchall()
+        assert backfill
+        hostile.execute("SELECT record_api_batch('batch_x', 'b', %s, 'file-x', %s, %s, %s, %s)",
+                        [MODEL, [f"r{i}" for i in range(len(backfill))],
+                         [r[0] for r in backfill], [r[1] for r in backfill],
+                         [r[2] for r in backfill]])
+        hostile.execute("SELECT record_batch_usage(%s, 1, 10)", [MODEL])
+        hostile.execute("SELECT finish_api_batch('batch_x', 'expired', 'gone')")
         # a parked vector's write-back runs inside claim_embedding_batch
         (row,) = [r for r in queue.claim(hostile, "w", 10) if r.entity_type == "user"][:1]
         with conn.transaction():
