@@ -13,13 +13,25 @@ AS $$
 $$;
 
 -- 'a, b, c' from an array, skipping NULL and blank elements; NULL if empty.
+-- Bounded, so a huge list cannot make a huge profile: the array's first 50
+-- elements, each up to 300 characters, and whole items only while the
+-- result stays within 500 characters (the first item always fits).
 CREATE OR REPLACE FUNCTION jobmatch_join(items text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg(jobmatch_squish(left(item, 300)), ', ' ORDER BY ord)
-    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
-    WHERE jobmatch_squish(left(item, 300)) IS NOT NULL
+    SELECT string_agg(s.item, ', ' ORDER BY s.ord)
+    FROM (
+        SELECT c.item, c.ord,
+               sum(length(c.item) + 2) OVER (ORDER BY c.ord) - 2 AS upto
+        FROM (
+            SELECT jobmatch_squish(left(u.item, 300)) AS item, u.ord
+            FROM unnest(items) WITH ORDINALITY AS u (item, ord)
+            WHERE u.ord <= 50
+        ) AS c
+        WHERE c.item IS NOT NULL
+    ) AS s
+    WHERE s.upto <= 500
 $$;
 
 -- Free text, squished and capped so one huge field cannot crowd out the
@@ -76,7 +88,9 @@ AS $$
         'Job interests: ' || jobmatch_clean(p.user_job_input),
         'Experience level: ' || jobmatch_clean(p.experience_level, 100),
         'Years of experience: '
-            || trim_scale(nullif(p.years_of_experience, 0)::numeric)::text,
+            || trim_scale(CASE WHEN p.years_of_experience > 0
+                                    AND p.years_of_experience < 100
+                               THEN p.years_of_experience::numeric END)::text,
         'Technical skills: ' || jobmatch_join(p.technical_skills),
         'Soft skills: ' || jobmatch_join(p.soft_skills),
         'Preferred locations: ' || jobmatch_join(p.preferred_locations),

@@ -3,30 +3,44 @@
 -- seeker's words as full-text queries, and the bounded pool of jobs it ranks.
 
 -- An OR of every lexeme of the seeker's roles, categories and skills: a job
--- sharing more of them ranks higher.
+-- sharing more of them ranks higher. Bounded whatever the seeker's lists
+-- hold: the first 50 items of each list, 300 characters each (as a job's
+-- document, jobmatch_document_items of migration 0011), and of their
+-- lexemes the 200 that come first.
 CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
-    FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
-        array_to_string(u.job_roles, ' '),
-        array_to_string(u.job_categories, ' '),
-        array_to_string(u.technical_skills, ' '))))
+    SELECT string_agg(quote_literal(w.lexeme), ' | ' ORDER BY w.lexeme)::tsquery
+    FROM (
+        SELECT t.lexeme
+        FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
+            jobmatch_document_items(u.job_roles),
+            jobmatch_document_items(u.job_categories),
+            jobmatch_document_items(u.technical_skills)))) AS t
+        ORDER BY t.positions[1], t.lexeme
+        LIMIT 200
+    ) AS w
 $$;
 
 -- The seeker's roles, each as a whole: every lexeme of one role (AND), any
 -- of the roles (OR). 'Graduate Assistant' matches a job naming both words,
 -- not one that only shares 'assistant' or a skill. NULL without roles.
+-- Bounded: the first 50 roles, each by its first 10 lexemes.
 CREATE OR REPLACE FUNCTION user_role_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg('(' || r.lexemes || ')', ' | ')::tsquery
+    SELECT string_agg('(' || r.lexemes || ')', ' | ' ORDER BY r.ord)::tsquery
     FROM (
-        SELECT (SELECT string_agg(quote_literal(lexeme), ' & ')
-                FROM unnest(to_tsvector('english'::regconfig, role))) AS lexemes
-        FROM unnest(u.job_roles) AS role
+        SELECT x.ord,
+               (SELECT string_agg(quote_literal(w.lexeme), ' & ' ORDER BY w.lexeme)
+                FROM (SELECT t.lexeme
+                      FROM unnest(to_tsvector('english'::regconfig, left(x.role, 300))) AS t
+                      ORDER BY t.positions[1], t.lexeme
+                      LIMIT 10) AS w) AS lexemes
+        FROM unnest(u.job_roles) WITH ORDINALITY AS x (role, ord)
+        WHERE x.ord <= 50
     ) AS r
     WHERE r.lexemes IS NOT NULL
 $$;
