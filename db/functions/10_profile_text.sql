@@ -55,7 +55,7 @@ AS $$
 $$;
 
 -- 'NGN 2,000,000 - 5,000,000', 'NGN 2,000,000' or NULL; zero means unset,
--- as in the plan.
+-- as in the plan, and so do negative, infinite and NaN amounts (jobmatch_pay).
 CREATE OR REPLACE FUNCTION jobmatch_salary_text(
     currency text, low numeric, high numeric
 )
@@ -63,8 +63,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN nullif(low, 0) IS NULL THEN NULL
-        WHEN nullif(high, 0) IS NULL
+        WHEN jobmatch_pay(low) IS NULL THEN NULL
+        WHEN jobmatch_pay(high) IS NULL
             THEN concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
         ELSE concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
              || ' - ' || jobmatch_amount(high)
@@ -98,7 +98,7 @@ AS $$
         CASE WHEN p.willing_to_relocate THEN 'Open to relocation' END,
         'Work arrangements: ' || jobmatch_join(p.work_arrangements),
         'Employment types: ' || jobmatch_join(p.employment_types),
-        CASE WHEN nullif(p.salary_max, 0) IS NOT NULL THEN 'Salary expectation: '
+        CASE WHEN jobmatch_pay(p.salary_max) IS NOT NULL THEN 'Salary expectation: '
              ELSE 'Minimum salary: ' END
             || jobmatch_salary_text(coalesce(jobmatch_clean(p.salary_currency, 10), 'NGN'),
                                     p.salary_min, p.salary_max),
@@ -138,7 +138,7 @@ AS $$
             WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
                 THEN 'Minimum experience: ' || j.ai_years_experience_min || ' years'
         END,
-        CASE WHEN nullif(j.ai_salary_max, 0) IS NOT NULL THEN 'Salary: '
+        CASE WHEN jobmatch_pay(j.ai_salary_max) IS NOT NULL THEN 'Salary: '
              ELSE 'Minimum salary: ' END
             || jobmatch_salary_text(j.ai_salary_currency, j.ai_salary_min, j.ai_salary_max),
         CASE
