@@ -170,3 +170,66 @@ def test_a_good_salary_with_a_bad_bound_keeps_the_good_one(conn):
     assert "Minimum salary: NGN 1,000,000" in u_text
     assert conn.execute("SELECT jobmatch_pay(2.5), jobmatch_pay('NaN'), jobmatch_pay(NULL)"
                         ).fetchone() == (2.5, None, None)
+
+
+# 3. Future and NULL posted dates --------------------------------------------
+
+def dated_jobs(conn):
+    """A job posted now, one in 2036, one tomorrow morning, one undated; all
+    with the seeker's words and vector."""
+    base = unit(1)
+    user(conn, 1, job_roles=["Nurse"])
+    now = job(conn, title="Nurse")
+    future = job(conn, title="Nurse", posted_date="2036-01-01")
+    soon = job(conn, title="Nurse")
+    undated = job(conn, title="Nurse")
+    conn.execute("UPDATE canonical_jobs SET posted_date = now() + interval '12 hours'"
+                 " WHERE id = %s", [soon])
+    conn.execute("UPDATE canonical_jobs SET posted_date = NULL WHERE id = %s", [undated])
+    for i, j in enumerate([now, future, soon, undated]):
+        set_job_vector(conn, j, at_similarity(base, 0.95, i))
+    return base, now, future, soon, undated
+
+
+def test_future_and_undated_jobs_are_not_offered_by_the_keyword_fallback(conn):
+    _, now, future, soon, undated = dated_jobs(conn)
+    rows = match(conn, 1)
+    assert {r[1] for r in rows} == {"keyword"}
+    assert ids(rows) == sorted([now, soon])
+
+
+def test_future_and_undated_jobs_are_not_offered_by_the_semantic_path(conn):
+    base, now, future, soon, undated = dated_jobs(conn)
+    set_user_vector(conn, 1, base)
+    rows = match(conn, 1)
+    assert {r[1] for r in rows} == {"semantic"}
+    assert ids(rows) == sorted([now, soon])
+    conn.execute("SET jobmatch.exact_search = on")
+    assert ids(match(conn, 1)) == sorted([now, soon])
+
+
+def test_the_future_bound_keeps_the_posted_date_index_usable(conn):
+    conn.execute("SET enable_seqscan = off")
+    plan = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN SELECT id FROM canonical_jobs WHERE posted_date >= now() - interval '60 days'"
+        " AND posted_date <= now() + interval '1 day' ORDER BY posted_date DESC LIMIT 10"))
+    assert "canonical_jobs_posted_date_idx" in plan
+
+
+def test_health_counts_future_and_undated_jobs(conn):
+    dated_jobs(conn)
+    cur = conn.execute("SELECT * FROM embedding_health")
+    h = dict(zip([c.name for c in cur.description], cur.fetchone()))
+    assert (h["jobs_future_dated"], h["jobs_undated"]) == (1, 1)
+    # the job tomorrow morning is in the window; the 2036 one is not
+    assert h["jobs_in_window"] == 2
+
+
+def test_jobmatch_health_warns_about_future_and_undated_jobs(conn, dsn):
+    dated_jobs(conn)
+    env = {**os.environ, "DATABASE_URL": dsn}
+    env.pop("OPENAI_API_KEY", None)
+    out = subprocess.run([sys.executable, "-m", "worker.cli", "health"], env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert "WARNING:      1 job posted more than a day in the future" in out
+    assert "WARNING:      1 job without a posted date" in out

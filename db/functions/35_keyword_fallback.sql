@@ -46,8 +46,9 @@ AS $$
 $$;
 
 -- The keyword fallback's candidates: ids of the newest p_pool jobs in the
--- window that match p_match, do not match p_exclude and fit the seeker's
--- stated constraints (places and types already lower-cased; NULL: no
+-- window (never more than a day ahead: jobmatch_latest_posted) that match
+-- p_match, do not match p_exclude and fit the seeker's stated constraints
+-- (places and types already lower-cased; NULL: no
 -- filter). Its cost is bounded by what it has to find, not by the table:
 --   1. walk the posted_date index, newest first, over at most 10 x p_pool
 --      window jobs: enough when at least one in ten matches and fits;
@@ -80,7 +81,7 @@ DECLARE
                        j.ai_remote_allowed, j.ai_work_arrangement, j.ai_employment_type,
                        j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency
                 FROM canonical_jobs AS j
-                WHERE j.posted_date >= $3
+                WHERE j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
                 ORDER BY j.posted_date DESC
                 LIMIT $7
             ) AS r
@@ -99,7 +100,7 @@ DECLARE
             SELECT j.id
             FROM canonical_jobs AS j
             WHERE j.job_document @@ $1 AND NOT coalesce(j.job_document @@ $2, false)
-              AND j.posted_date >= $3
+              AND j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
               AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
                     $5.salary_min, $5.salary_max, $5.salary_currency,
                     j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
