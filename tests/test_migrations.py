@@ -28,7 +28,7 @@ RELEASED_MIGRATIONS = {
     "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
     "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
     "0010_write_back_safety.sql": "9d462fa78b9cbbaf966bd5f22a7cf86424e3c478b880ce5c9ac37a2f7845db54",
-    "0011_bounded_job_document.sql": "14a2d6f258f273b3e177f981619e80cd15ec6ba553423e353d39e924f6c3474c",
+    "0011_bounded_job_document.sql": "600ea7516d9b13fa4fa60fbb0d0ca8a91a37f76618f2daa9bf6b5d8407fdfc30",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own

@@ -2,11 +2,21 @@
 -- without a vector yet or when nothing clears the similarity threshold: the
 -- seeker's words as full-text queries, and the bounded pool of jobs it ranks.
 
+-- A list's first 50 items, 300 characters each, space-separated: what a
+-- job's document reads of a list (migration 0011), for the seeker's side.
+CREATE OR REPLACE FUNCTION jobmatch_keyword_items(items text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
+    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
+    WHERE u.ord <= 50
+$$;
+
 -- An OR of every lexeme of the seeker's roles, categories and skills: a job
 -- sharing more of them ranks higher. Bounded whatever the seeker's lists
--- hold: the first 50 items of each list, 300 characters each (as a job's
--- document, jobmatch_document_items of migration 0011), and of their
--- lexemes the 200 that come first.
+-- hold: the first 50 items of each list (jobmatch_keyword_items), and of
+-- their lexemes the 200 that come first.
 CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -15,9 +25,9 @@ AS $$
     FROM (
         SELECT t.lexeme
         FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
-            jobmatch_document_items(u.job_roles),
-            jobmatch_document_items(u.job_categories),
-            jobmatch_document_items(u.technical_skills)))) AS t
+            jobmatch_keyword_items(u.job_roles),
+            jobmatch_keyword_items(u.job_categories),
+            jobmatch_keyword_items(u.technical_skills)))) AS t
         ORDER BY t.positions[1], t.lexeme
         LIMIT 200
     ) AS w

@@ -12,17 +12,9 @@
 -- no lock beyond the rows below. The UPDATE recomputes the stored document
 -- of the rows beyond the bounds, so every row's document is the function's.
 
--- The first 50 items of a list, 300 characters each, space-separated
--- (NULL items skipped, as array_to_string does).
-CREATE FUNCTION jobmatch_document_items(items text[])
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
-    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
-    WHERE u.ord <= 50
-$$;
-
+-- Self-contained (no helper function in its body): pg_dump records no
+-- dependency on what a SQL function's body calls, and a restore creates the
+-- table, computing this expression, before such a helper would exist.
 CREATE OR REPLACE FUNCTION jobmatch_job_document(
     title text,
     job_titles text[],
@@ -31,13 +23,21 @@ CREATE OR REPLACE FUNCTION jobmatch_job_document(
 ) RETURNS tsvector
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    -- concat_ws skips NULLs; a NULL part would otherwise null the document
-    SELECT setweight(to_tsvector('english'::regconfig,
-               concat_ws(' ', left(title, 1000), jobmatch_document_items(job_titles))), 'A')
-        || setweight(to_tsvector('english'::regconfig,
-               concat_ws(' ', jobmatch_document_items(required_skills))), 'B')
-        || setweight(to_tsvector('english'::regconfig,
-               concat_ws(' ', jobmatch_document_items(preferred_skills))), 'C')
+    -- concat_ws skips NULLs; a NULL part would otherwise null the document.
+    -- Each list: its first 50 items, 300 characters each (NULLs skipped, as
+    -- array_to_string does).
+    SELECT setweight(to_tsvector('english'::regconfig, concat_ws(' ', left(title, 1000),
+               (SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
+                FROM unnest(job_titles) WITH ORDINALITY AS u (item, ord)
+                WHERE u.ord <= 50))), 'A')
+        || setweight(to_tsvector('english'::regconfig, coalesce(
+               (SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
+                FROM unnest(required_skills) WITH ORDINALITY AS u (item, ord)
+                WHERE u.ord <= 50), '')), 'B')
+        || setweight(to_tsvector('english'::regconfig, coalesce(
+               (SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
+                FROM unnest(preferred_skills) WITH ORDINALITY AS u (item, ord)
+                WHERE u.ord <= 50), '')), 'C')
 $$;
 
 -- Only rows beyond the bounds can differ; an UPDATE recomputes a stored
