@@ -28,6 +28,7 @@ RELEASED_MIGRATIONS = {
     "0008_recent_job_index.sql": "d9e1d3e57949abba0561e40b01ecfad0b4ced10d4c3db7f1d9f8430df2f4872a",
     "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
     "0010_write_back_safety.sql": "9c211442af6548bf2eed3228d7f1ab092432590cb3328726fd70608f9a2644b1",
+    "0011_bounded_job_document.sql": "600ea7516d9b13fa4fa60fbb0d0ca8a91a37f76618f2daa9bf6b5d8407fdfc30",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -111,7 +112,8 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
     assert first["migrations"] == ["0001_bot_tables", "0002_embeddings", "0003_keyword_index",
                                    "0004_index_methods", "0005_ranking", "0006_exact_scan_rows",
                                    "0007_keyword_candidates", "0008_recent_job_index",
-                                   "0009_hnsw_halfvec_default", "0010_write_back_safety"]
+                                   "0009_hnsw_halfvec_default", "0010_write_back_safety",
+                                   "0011_bounded_job_document"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

@@ -108,6 +108,11 @@ def cmd_health(args) -> int:
     print(f"dead letters: {h['dead_lettered']}")
     print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
     print(f"status:       {h['status']}")
+    for count, what in ((h.get("jobs_future_dated"), "posted more than a day in the future"),
+                        (h.get("jobs_undated"), "without a posted date")):
+        if count:
+            print(f"WARNING:      {count} job{'s' if count != 1 else ''} {what}:"
+                  " never matched until their posted_date is fixed")
     for u in usage:
         print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
               f"{u['inputs']} inputs, {u['tokens']} tokens, {_usd(u['usd'])}; saved: "

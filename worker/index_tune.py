@@ -228,7 +228,8 @@ def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False
     dims = model["dimensions"]
     expr = _expr(f"t.{column}", dims, halfvec, normalized)
     cast = f"{'halfvec' if halfvec else 'vector'}({dims})"
-    where = "AND t.posted_date >= %(start)s" if entity == "job" else ""
+    where = ("AND t.posted_date >= %(start)s AND t.posted_date <= jobmatch_latest_posted()"
+             if entity == "job" else "")
     if entity == "job" and fits:
         where += FITS
     return sql.SQL(f"""

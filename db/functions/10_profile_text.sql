@@ -13,13 +13,25 @@ AS $$
 $$;
 
 -- 'a, b, c' from an array, skipping NULL and blank elements; NULL if empty.
+-- Bounded, so a huge list cannot make a huge profile: the array's first 50
+-- elements, each up to 300 characters, and whole items only while the
+-- result stays within 500 characters (the first item always fits).
 CREATE OR REPLACE FUNCTION jobmatch_join(items text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg(jobmatch_squish(left(item, 300)), ', ' ORDER BY ord)
-    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
-    WHERE jobmatch_squish(left(item, 300)) IS NOT NULL
+    SELECT string_agg(s.item, ', ' ORDER BY s.ord)
+    FROM (
+        SELECT c.item, c.ord,
+               sum(length(c.item) + 2) OVER (ORDER BY c.ord) - 2 AS upto
+        FROM (
+            SELECT jobmatch_squish(left(u.item, 300)) AS item, u.ord
+            FROM unnest(items) WITH ORDINALITY AS u (item, ord)
+            WHERE u.ord <= 50
+        ) AS c
+        WHERE c.item IS NOT NULL
+    ) AS s
+    WHERE s.upto <= 500
 $$;
 
 -- Free text, squished and capped so one huge field cannot crowd out the
@@ -43,7 +55,7 @@ AS $$
 $$;
 
 -- 'NGN 2,000,000 - 5,000,000', 'NGN 2,000,000' or NULL; zero means unset,
--- as in the plan.
+-- as in the plan, and so do negative, infinite and NaN amounts (jobmatch_pay).
 CREATE OR REPLACE FUNCTION jobmatch_salary_text(
     currency text, low numeric, high numeric
 )
@@ -51,8 +63,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN nullif(low, 0) IS NULL THEN NULL
-        WHEN nullif(high, 0) IS NULL
+        WHEN jobmatch_pay(low) IS NULL THEN NULL
+        WHEN jobmatch_pay(high) IS NULL
             THEN concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
         ELSE concat_ws(' ', jobmatch_clean(currency, 10), jobmatch_amount(low))
              || ' - ' || jobmatch_amount(high)
@@ -76,7 +88,9 @@ AS $$
         'Job interests: ' || jobmatch_clean(p.user_job_input),
         'Experience level: ' || jobmatch_clean(p.experience_level, 100),
         'Years of experience: '
-            || trim_scale(nullif(p.years_of_experience, 0)::numeric)::text,
+            || trim_scale(CASE WHEN p.years_of_experience > 0
+                                    AND p.years_of_experience < 100
+                               THEN p.years_of_experience::numeric END)::text,
         'Technical skills: ' || jobmatch_join(p.technical_skills),
         'Soft skills: ' || jobmatch_join(p.soft_skills),
         'Preferred locations: ' || jobmatch_join(p.preferred_locations),
@@ -84,7 +98,7 @@ AS $$
         CASE WHEN p.willing_to_relocate THEN 'Open to relocation' END,
         'Work arrangements: ' || jobmatch_join(p.work_arrangements),
         'Employment types: ' || jobmatch_join(p.employment_types),
-        CASE WHEN nullif(p.salary_max, 0) IS NOT NULL THEN 'Salary expectation: '
+        CASE WHEN jobmatch_pay(p.salary_max) IS NOT NULL THEN 'Salary expectation: '
              ELSE 'Minimum salary: ' END
             || jobmatch_salary_text(coalesce(jobmatch_clean(p.salary_currency, 10), 'NGN'),
                                     p.salary_min, p.salary_max),
@@ -124,7 +138,7 @@ AS $$
             WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
                 THEN 'Minimum experience: ' || j.ai_years_experience_min || ' years'
         END,
-        CASE WHEN nullif(j.ai_salary_max, 0) IS NOT NULL THEN 'Salary: '
+        CASE WHEN jobmatch_pay(j.ai_salary_max) IS NOT NULL THEN 'Salary: '
              ELSE 'Minimum salary: ' END
             || jobmatch_salary_text(j.ai_salary_currency, j.ai_salary_min, j.ai_salary_max),
         CASE

@@ -2,38 +2,63 @@
 -- without a vector yet or when nothing clears the similarity threshold: the
 -- seeker's words as full-text queries, and the bounded pool of jobs it ranks.
 
+-- A list's first 50 items, 300 characters each, space-separated: what a
+-- job's document reads of a list (migration 0011), for the seeker's side.
+CREATE OR REPLACE FUNCTION jobmatch_keyword_items(items text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT string_agg(left(u.item, 300), ' ' ORDER BY u.ord)
+    FROM unnest(items) WITH ORDINALITY AS u (item, ord)
+    WHERE u.ord <= 50
+$$;
+
 -- An OR of every lexeme of the seeker's roles, categories and skills: a job
--- sharing more of them ranks higher.
+-- sharing more of them ranks higher. Bounded whatever the seeker's lists
+-- hold: the first 50 items of each list (jobmatch_keyword_items), and of
+-- their lexemes the 200 that come first.
 CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery
-    FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
-        array_to_string(u.job_roles, ' '),
-        array_to_string(u.job_categories, ' '),
-        array_to_string(u.technical_skills, ' '))))
+    SELECT string_agg(quote_literal(w.lexeme), ' | ' ORDER BY w.lexeme)::tsquery
+    FROM (
+        SELECT t.lexeme
+        FROM unnest(to_tsvector('english'::regconfig, concat_ws(' ',
+            jobmatch_keyword_items(u.job_roles),
+            jobmatch_keyword_items(u.job_categories),
+            jobmatch_keyword_items(u.technical_skills)))) AS t
+        ORDER BY t.positions[1], t.lexeme
+        LIMIT 200
+    ) AS w
 $$;
 
 -- The seeker's roles, each as a whole: every lexeme of one role (AND), any
 -- of the roles (OR). 'Graduate Assistant' matches a job naming both words,
 -- not one that only shares 'assistant' or a skill. NULL without roles.
+-- Bounded: the first 50 roles, each by its first 10 lexemes.
 CREATE OR REPLACE FUNCTION user_role_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT string_agg('(' || r.lexemes || ')', ' | ')::tsquery
+    SELECT string_agg('(' || r.lexemes || ')', ' | ' ORDER BY r.ord)::tsquery
     FROM (
-        SELECT (SELECT string_agg(quote_literal(lexeme), ' & ')
-                FROM unnest(to_tsvector('english'::regconfig, role))) AS lexemes
-        FROM unnest(u.job_roles) AS role
+        SELECT x.ord,
+               (SELECT string_agg(quote_literal(w.lexeme), ' & ' ORDER BY w.lexeme)
+                FROM (SELECT t.lexeme
+                      FROM unnest(to_tsvector('english'::regconfig, left(x.role, 300))) AS t
+                      ORDER BY t.positions[1], t.lexeme
+                      LIMIT 10) AS w) AS lexemes
+        FROM unnest(u.job_roles) WITH ORDINALITY AS x (role, ord)
+        WHERE x.ord <= 50
     ) AS r
     WHERE r.lexemes IS NOT NULL
 $$;
 
 -- The keyword fallback's candidates: ids of the newest p_pool jobs in the
--- window that match p_match, do not match p_exclude and fit the seeker's
--- stated constraints (places and types already lower-cased; NULL: no
+-- window (never more than a day ahead: jobmatch_latest_posted) that match
+-- p_match, do not match p_exclude and fit the seeker's stated constraints
+-- (places and types already lower-cased; NULL: no
 -- filter). Its cost is bounded by what it has to find, not by the table:
 --   1. walk the posted_date index, newest first, over at most 10 x p_pool
 --      window jobs: enough when at least one in ten matches and fits;
@@ -66,7 +91,7 @@ DECLARE
                        j.ai_remote_allowed, j.ai_work_arrangement, j.ai_employment_type,
                        j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency
                 FROM canonical_jobs AS j
-                WHERE j.posted_date >= $3
+                WHERE j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
                 ORDER BY j.posted_date DESC
                 LIMIT $7
             ) AS r
@@ -85,7 +110,7 @@ DECLARE
             SELECT j.id
             FROM canonical_jobs AS j
             WHERE j.job_document @@ $1 AND NOT coalesce(j.job_document @@ $2, false)
-              AND j.posted_date >= $3
+              AND j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
               AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
                     $5.salary_min, $5.salary_max, $5.salary_currency,
                     j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,

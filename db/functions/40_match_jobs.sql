@@ -61,11 +61,10 @@ AS $$
             WHEN lower(btrim(j.ai_state)) = ANY (w.places) THEN 'In ' || btrim(j.ai_state)
         END,
         CASE
-            WHEN nullif(j.ai_salary_max, 0) IS NOT NULL AND nullif(u.salary_min, 0) IS NOT NULL
-                 AND j.ai_salary_max >= u.salary_min
+            WHEN jobmatch_pay(j.ai_salary_max) >= jobmatch_pay(u.salary_min)
                  AND coalesce(j.ai_salary_currency, 'NGN') = coalesce(u.salary_currency, 'NGN')
                 THEN 'Pays ' || coalesce(j.ai_salary_currency, 'NGN') || ' '
-                     || CASE WHEN nullif(j.ai_salary_min, 0) IS NOT NULL
+                     || CASE WHEN jobmatch_pay(j.ai_salary_min) IS NOT NULL
                              THEN jobmatch_short_amount(j.ai_salary_min) || '-' ELSE '' END
                      || jobmatch_short_amount(j.ai_salary_max)
                      || ' (your minimum: ' || jobmatch_short_amount(u.salary_min) || ')'
@@ -77,7 +76,8 @@ $$;
 -- Does a job meet what the seeker stated? Only stated constraints count:
 -- places (unless willing to relocate; a remote job fits anywhere), employment
 -- types, and pay (same currency, ranges must overlap; a missing bound is
--- open; zero means unset). Unknown job fields never exclude a job. Plain
+-- open; zero, negative, infinite or NaN means unset: jobmatch_pay). Unknown
+-- job fields never exclude a job. Plain
 -- columns, not rows, so the planner inlines it into the index scan.
 CREATE OR REPLACE FUNCTION jobmatch_job_fits(
     places text[], relocate boolean, types text[],
@@ -99,13 +99,15 @@ AS $$
        AND (coalesce(cardinality(types), 0) = 0
             OR employment_type IS NULL
             OR coalesce(lower(btrim(employment_type)) = ANY (types), false))
-       AND (coalesce(nullif(pay_floor, 0), nullif(pay_ceiling, 0)) IS NULL
-            OR coalesce(nullif(pay_min, 0), nullif(pay_max, 0)) IS NULL
+       AND (coalesce(jobmatch_pay(pay_floor), jobmatch_pay(pay_ceiling)) IS NULL
+            OR coalesce(jobmatch_pay(pay_min), jobmatch_pay(pay_max)) IS NULL
             OR upper(coalesce(currency, 'NGN')) <> upper(coalesce(pay_currency, 'NGN'))
-            OR ((nullif(pay_floor, 0) IS NULL
-                 OR coalesce(nullif(pay_max, 0), pay_min) >= pay_floor)
-                AND (nullif(pay_ceiling, 0) IS NULL
-                     OR coalesce(nullif(pay_min, 0), pay_max) <= pay_ceiling)))
+            OR ((jobmatch_pay(pay_floor) IS NULL
+                 OR coalesce(jobmatch_pay(pay_max), jobmatch_pay(pay_min))
+                 >= jobmatch_pay(pay_floor))
+                AND (jobmatch_pay(pay_ceiling) IS NULL
+                     OR coalesce(jobmatch_pay(pay_min), jobmatch_pay(pay_max))
+                     <= jobmatch_pay(pay_ceiling))))
 $$;
 
 -- Share of the seeker's skills (already lower-cased) that the job names.
@@ -222,7 +224,7 @@ BEGIN
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
                             (c.j).location)::text,
                    (c.j).ai_work_arrangement::text, (c.j).ai_remote_allowed,
-                   (c.j).ai_salary_min::numeric, (c.j).ai_salary_max::numeric,
+                   jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
                    round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
@@ -266,7 +268,7 @@ BEGIN
         SELECT j.id::bigint, j.title::text, j.company::text,
                coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
                j.ai_work_arrangement::text, j.ai_remote_allowed,
-               j.ai_salary_min::numeric, j.ai_salary_max::numeric,
+               jobmatch_pay(j.ai_salary_min), jobmatch_pay(j.ai_salary_max),
                j.ai_salary_currency::text, j.posted_date::timestamptz,
                NULL::double precision,
                round(100 * k.rank::numeric, 1),

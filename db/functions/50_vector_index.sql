@@ -17,7 +17,8 @@ $$;
 
 -- match_jobs' nearest-neighbour search as query text, one definition for
 -- match_jobs and the drift check: (id, distance) of the $3 jobs of the model
--- nearest to $1, posted since $2, that fit seeker $4's stated constraints
+-- nearest to $1, posted since $2 (and not more than a day ahead:
+-- jobmatch_latest_posted), that fit seeker $4's stated constraints
 -- ($5 places, $6 employment types; filtered inside the scan, so an iterative
 -- index scan keeps going until it has enough). The model and expression are
 -- literals, so the planner can use the per-model partial expression index.
@@ -33,7 +34,8 @@ AS $$
     SELECT format($q$
         SELECT j.id, j.job_embedding <=> $1 AS distance
         FROM canonical_jobs AS j
-        WHERE j.job_embedding_model = %3$L AND j.posted_date >= $2
+        WHERE j.job_embedding_model = %3$L
+          AND j.posted_date >= $2 AND j.posted_date <= jobmatch_latest_posted()
           AND jobmatch_job_fits($5, $4.willing_to_relocate, $6,
                 $4.salary_min, $4.salary_max, $4.salary_currency,
                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,

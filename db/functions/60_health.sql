@@ -45,7 +45,19 @@ jobs AS (
             )
         ) AS covered
     FROM canonical_jobs AS j CROSS JOIN model
-    WHERE j.posted_date >= current_date - model.window_days
+    WHERE
+        j.posted_date >= current_date - model.window_days
+        AND j.posted_date <= jobmatch_latest_posted()
+),
+
+-- jobs match_jobs never offers because of their date (05_values.sql)
+bad_dates AS (
+    SELECT
+        count(*) FILTER (
+            WHERE j.posted_date > jobmatch_latest_posted()
+        ) AS future_dated,
+        count(*) FILTER (WHERE j.posted_date IS NULL) AS undated
+    FROM canonical_jobs AS j
 ),
 
 queue AS (
@@ -64,7 +76,8 @@ coverage AS (
     FROM users CROSS JOIN jobs
 )
 
-SELECT
+-- new columns go last (CREATE OR REPLACE VIEW), after the status calculation
+SELECT  -- noqa: ST06
     model.model AS active_model,
     users.total AS users_total,
     users.covered AS users_embedded,
@@ -96,9 +109,12 @@ SELECT
             FROM embedding_usage AS u
             WHERE u.model = model.model AND u.day > current_date - 30
         ), 0) * coalesce(model.usd_per_million_tokens, 0) / 1e6, 6
-    ) AS queue_projected_usd
+    ) AS queue_projected_usd,
+    bad_dates.future_dated AS jobs_future_dated,
+    bad_dates.undated AS jobs_undated
 FROM model
 CROSS JOIN users
 CROSS JOIN jobs
 CROSS JOIN queue
-CROSS JOIN coverage;
+CROSS JOIN coverage
+CROSS JOIN bad_dates;
