@@ -34,7 +34,7 @@ if str(REPO / "tests") not in sys.path:
 
 from fake_openai import FakeOpenAI, fake_embedding  # noqa: E402
 
-from worker import db as jm_db  # noqa: E402
+from jobmatch import db as jm_db  # noqa: E402
 
 KEY = "sk-bench-secret-5d1e0b"
 DIMS = 256
@@ -94,7 +94,7 @@ class WorkerProc:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = open(self.log_path, "ab")
         top = ["--log-level", log_level] if log_level else []
-        self.cmd = [sys.executable, "-m", "worker.cli", *top, "worker", *model_flags,
+        self.cmd = [sys.executable, "-m", "jobmatch.cli", *top, "worker", *model_flags,
                     *map(str, args)]
         self.proc = subprocess.Popen(self.cmd, env=worker_env(dsn, base_url, key), cwd=REPO,
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
@@ -168,7 +168,7 @@ def create_database(admin_url: str, name: str) -> str:
     MODEL with a threshold low enough for fake vectors to match semantically."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from worker.migrate import migrate
+    from jobmatch.migrate import migrate
 
     with psycopg.connect(admin_url, autocommit=True) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

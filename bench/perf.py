@@ -46,8 +46,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from worker import db as jm_db
-from worker import index_tune
+from jobmatch import db as jm_db
+from jobmatch import index_tune
 
 from . import perf_data, perf_db
 

@@ -14,8 +14,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from worker import db as jm_db
-from worker.migrate import migrate
+from jobmatch import db as jm_db
+from jobmatch.migrate import migrate
 
 from .perf_data import Dataset, cache_dir
 

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from worker import db as jm_db
-from worker import queue
-from worker import standby as sb
-from worker.migrate import migrate
+from jobmatch import db as jm_db
+from jobmatch import queue
+from jobmatch import standby as sb
+from jobmatch.migrate import migrate
 
 MODEL = ("multilingual-e5-small", "local", 384)
 BOT = "replica_lag_bot"

@@ -84,9 +84,9 @@ sys.path.insert(0, str(REPO / "tests"))  # fake_openai
 import fake_openai  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
 
-from worker import db as jm_db  # noqa: E402
-from worker.demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers  # noqa: E402
-from worker.migrate import apply_functions, migrate  # noqa: E402
+from jobmatch import db as jm_db  # noqa: E402
+from jobmatch.demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers  # noqa: E402
+from jobmatch.migrate import apply_functions, migrate  # noqa: E402
 
 MODEL, DIMS = "text-embedding-3-small", 1536
 MODEL_FLAGS = ["--embedder", "openai", "--model", MODEL, "--dimensions", str(DIMS)]
@@ -340,7 +340,7 @@ def ensure_source(conn, n: int) -> float:
             conn.execute("SELECT to_regclass('bench_job_src') IS NOT NULL").fetchone()[0]:
         return 0.0
     t0 = time.perf_counter()
-    log(f"generating {n} jobs (worker.demo_data.generate_jobs, seed {SEED})")
+    log(f"generating {n} jobs (jobmatch.demo_data.generate_jobs, seed {SEED})")
     jobs = generate_jobs(n, seed=SEED)
     conn.execute("DROP TABLE IF EXISTS bench_job_src")
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE bench_job_src AS SELECT 0::int AS n, {}"
@@ -417,7 +417,7 @@ def worker_env(url: str, provider: FakeOpenAI) -> dict:
 
 
 def worker_cmd(*flags) -> list[str]:
-    return [sys.executable, "-m", "worker.cli", "worker", *MODEL_FLAGS, *map(str, flags)]
+    return [sys.executable, "-m", "jobmatch.cli", "worker", *MODEL_FLAGS, *map(str, flags)]
 
 
 def parse_events(text: str) -> list[dict]:
@@ -1019,10 +1019,10 @@ def section_write_path(bdb: BenchDb, conn, args, results: dict) -> None:
 
 # ------------------------------------------------------------------ profile (py-spy)
 
-PHASES = (("claim", ("claim (worker/queue.py",)),
-          ("complete", ("complete (worker/queue.py",)),
-          ("record_usage", ("record_usage (worker/queue.py",)),
-          ("embed", ("embed (worker/openai_embedder.py",)))
+PHASES = (("claim", ("claim (jobmatch/queue.py",)),
+          ("complete", ("complete (jobmatch/queue.py",)),
+          ("record_usage", ("record_usage (jobmatch/queue.py",)),
+          ("embed", ("embed (jobmatch/openai_embedder.py",)))
 
 
 def section_profile(bdb: BenchDb, conn, args, results: dict) -> None:

@@ -16,8 +16,8 @@ from pytest_postgresql import factories
 
 sys.path.insert(0, str(Path(__file__).parent))  # fake_openai and helpers
 
-from worker import db as jm_db  # noqa: E402
-from worker.migrate import migrate  # noqa: E402
+from jobmatch import db as jm_db  # noqa: E402
+from jobmatch.migrate import migrate  # noqa: E402
 
 LOCAL_MODEL = ("multilingual-e5-small", "local", 384)
 

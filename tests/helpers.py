@@ -62,7 +62,7 @@ def set_user_vector(conn, user_id: int, vec, model: str = MODEL) -> None:
 
 def drain_with(conn, fn, worker: str = "t", batch: int = 1000) -> int:
     """Completes every queued row with fn(text) -> vector, through the queue API."""
-    from worker import queue
+    from jobmatch import queue
 
     total = 0
     while rows := queue.claim(conn, worker, batch):

@@ -5,9 +5,9 @@ import subprocess
 import warnings
 
 from helpers import at_similarity, drain_with, job, unit, user
-from worker import db as jm_db
-from worker import queue
-from worker.migrate import migrate
+from jobmatch import db as jm_db
+from jobmatch import queue
+from jobmatch.migrate import migrate
 from conftest import LOCAL_MODEL
 
 

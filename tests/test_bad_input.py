@@ -64,7 +64,7 @@ def test_migration_0011_recomputes_the_documents_beyond_the_bounds(empty_dsn):
     import psycopg
     from yoyo import get_backend, read_migrations
 
-    from worker.migrate import migrations_dir, yoyo_url
+    from jobmatch.migrate import migrations_dir, yoyo_url
 
     backend = get_backend(yoyo_url(empty_dsn))
     migrations = read_migrations(str(migrations_dir()))
@@ -229,7 +229,7 @@ def test_jobmatch_health_warns_about_future_and_undated_jobs(conn, dsn):
     dated_jobs(conn)
     env = {**os.environ, "DATABASE_URL": dsn}
     env.pop("OPENAI_API_KEY", None)
-    out = subprocess.run([sys.executable, "-m", "worker.cli", "health"], env=env,
+    out = subprocess.run([sys.executable, "-m", "jobmatch.cli", "health"], env=env,
                          capture_output=True, text=True, timeout=300, check=True).stdout
     assert "WARNING:      1 job posted more than a day in the future" in out
     assert "WARNING:      1 job without a posted date" in out

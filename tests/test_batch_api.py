@@ -24,7 +24,7 @@ DIMS = 256
 def backfill(dsn, server, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": dsn, "OPENAI_API_KEY": KEY,
            "OPENAI_BASE_URL": server.base_url}
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", "backfill", "--batch-api",
+    proc = subprocess.run([sys.executable, "-m", "jobmatch.cli", "backfill", "--batch-api",
                            "--model", "text-embedding-3-small", "--dimensions", str(DIMS),
                            "--poll-interval", "0.05", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -113,7 +113,7 @@ def test_a_request_the_batch_failed_charges_only_its_row(oconn, dsn, server):
 def test_backfill_refuses_a_model_the_database_does_not_embed_with(oconn, dsn, server):
     env_model = backfill(dsn, server)  # 256-d: the database's model
     assert env_model.returncode == 0
-    other = subprocess.run([sys.executable, "-m", "worker.cli", "backfill", "--batch-api",
+    other = subprocess.run([sys.executable, "-m", "jobmatch.cli", "backfill", "--batch-api",
                             "--model", "text-embedding-3-large"],
                            env={**os.environ, "DATABASE_URL": dsn, "OPENAI_API_KEY": KEY,
                                 "OPENAI_BASE_URL": server.base_url},

@@ -15,7 +15,7 @@ def jobmatch(*args, **env) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("JOBMATCH_", "OPENAI_")) and k != "DATABASE_URL"}
     environ.update(PYTHONPATH=str(ROOT), **env)
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", *args], env=environ, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "jobmatch.cli", *args], env=environ, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

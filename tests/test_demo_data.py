@@ -1,4 +1,4 @@
-"""Tests for worker.demo_data: determinism, shapes, ranges and spread of the demo data."""
+"""Tests for jobmatch.demo_data: determinism, shapes, ranges and spread of the demo data."""
 from __future__ import annotations
 
 import collections
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker import demo_data as dd
+from jobmatch import demo_data as dd
 
 TODAY = dt.date(2025, 6, 1)
 END = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)

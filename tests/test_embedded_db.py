@@ -11,7 +11,7 @@ import psycopg
 def jobmatch(pgdata, *args):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["JOBMATCH_PGDATA"] = str(pgdata)
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "jobmatch.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -31,7 +31,7 @@ def test_db_up_url_down(tmp_path):
 def test_db_url_prefers_database_url(tmp_path):
     env = {**os.environ, "DATABASE_URL": "postgresql://someone@db.example/app",
            "JOBMATCH_PGDATA": str(tmp_path / "unused")}
-    out = subprocess.run([sys.executable, "-m", "worker.cli", "db", "url"], env=env,
+    out = subprocess.run([sys.executable, "-m", "jobmatch.cli", "db", "url"], env=env,
                          capture_output=True, text=True, timeout=60).stdout.strip()
     assert out == "postgresql://someone@db.example/app"
     assert not (tmp_path / "unused").exists()

@@ -1,7 +1,7 @@
 """The embedding_health view: coverage, queue, dead letters, status words."""
 
 from helpers import MODEL, job, unit, user
-from worker import queue
+from jobmatch import queue
 
 
 def health(conn) -> dict:

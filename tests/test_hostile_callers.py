@@ -13,8 +13,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helpers import MODEL, job, unit, user
-from worker import db as jm_db
-from worker import queue
+from jobmatch import db as jm_db
+from jobmatch import queue
 
 PASSWORD = "hostile-test-password"
 ROLES = {"bot": "test_hostile_bot", "worker": "test_hostile_worker",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import MODEL
-from worker.index_tune import Point, TuneError, format_result, recommend, tune
+from jobmatch.index_tune import Point, TuneError, format_result, recommend, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def jobmatch(dsn, *args, check=True):
     env = {**os.environ, "DATABASE_URL": dsn}
     env.pop("OPENAI_API_KEY", None)
-    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "jobmatch.cli", *args], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     if check:
         assert result.returncode == 0, result.stderr

@@ -17,10 +17,10 @@ from psycopg import sql
 from bench.harness import WorkerProc
 from helpers import job
 from fake_openai import FakeOpenAI
-from worker.cli import build_parser
-from worker.openai_embedder import (BadResponse, OpenAIEmbedder, ProviderAuthError,
+from jobmatch.cli import build_parser
+from jobmatch.openai_embedder import (BadResponse, OpenAIEmbedder, ProviderAuthError,
                                     ProviderUnavailable)
-from worker.embedders import EmbeddingError, Item
+from jobmatch.embedders import EmbeddingError, Item
 from worker_support import KEY, fast_retries, oconn, pending, stored, wait_for  # noqa: F401
 
 WRONG = "sk-wrong-secret-4b9e1d"  # a rejected key must not leak either
@@ -186,7 +186,7 @@ def test_no_command_line_flag_takes_the_key():
             for flag in action.option_strings:
                 assert not any(w in flag.lower() for w in ("key", "secret", "password")), \
                     (p.prog, flag)
-    help_text = subprocess.run([sys.executable, "-m", "worker.cli", "worker", "--help"],
+    help_text = subprocess.run([sys.executable, "-m", "jobmatch.cli", "worker", "--help"],
                                capture_output=True, text=True, check=True,
                                cwd=Path(__file__).resolve().parents[1]).stdout
     assert "OPENAI_API_KEY" in help_text  # it says where the key comes from

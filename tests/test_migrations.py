@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conftest import LOCAL_MODEL, url_for
-from worker.migrate import apply_functions, migrate, migrations_dir, yoyo_url
+from jobmatch.migrate import apply_functions, migrate, migrations_dir, yoyo_url
 
 ROOT = Path(__file__).resolve().parents[1]
 

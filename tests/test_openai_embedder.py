@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from fake_openai import FakeOpenAI, fake_embedding  # noqa: E402
-from worker.embedders import EmbeddingError, Item  # noqa: E402
-from worker.openai_embedder import (OpenAIEmbedder, ProviderAuthError,  # noqa: E402
+from jobmatch.embedders import EmbeddingError, Item  # noqa: E402
+from jobmatch.openai_embedder import (OpenAIEmbedder, ProviderAuthError,  # noqa: E402
                                     ProviderUnavailable, count_tokens)
 
 KEY = "sk-test-secret-7f3a9c"

@@ -13,7 +13,7 @@ from decimal import Decimal
 import numpy as np
 
 from helpers import MODEL, job, queue_rows, unit, user
-from worker import queue
+from jobmatch import queue
 
 
 def usage(conn) -> tuple:

@@ -18,8 +18,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helpers import at_similarity, drain_with, job, unit, user
-from worker import standby as sb
-from worker.listen_probe import MESSAGE
+from jobmatch import standby as sb
+from jobmatch.listen_probe import MESSAGE
 from worker_support import events, oconn, run_worker, server  # noqa: F401 (fixtures)
 
 BOT = "bouncer_test_bot"  # a login role in the bot's group role

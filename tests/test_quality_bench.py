@@ -15,7 +15,7 @@ from bench.quality.esco import default_path
 from bench.quality.load import CachingEmbedder
 from bench.quality.run import judge, score
 from bench.quality.threshold import recommend, sweep
-from worker.embedders import Embedded, Item
+from jobmatch.embedders import Embedded, Item
 
 ESCO = default_path()
 needs_esco = pytest.mark.skipif(not ESCO.exists(), reason=f"ESCO release not found at {ESCO}")

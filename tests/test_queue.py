@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from helpers import MODEL, job, queue_rows, unit, user
-from worker import queue
+from jobmatch import queue
 
 
 def test_claim_returns_text_and_hash_and_leases(conn):

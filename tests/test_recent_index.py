@@ -95,7 +95,7 @@ def test_health_asks_for_a_rebuild_once_the_index_holds_a_window_of_old_jobs(con
 
 
 def test_tune_measures_the_partial_index_and_its_candidates(conn, year_of_jobs):
-    from worker.index_tune import tune
+    from jobmatch.index_tune import tune
 
     conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000, 'ivfflat', false)")
     conn.execute("ANALYZE canonical_jobs")

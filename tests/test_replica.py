@@ -15,9 +15,9 @@ import pytest
 
 from conftest import LOCAL_MODEL
 from helpers import job, user
-from worker import db as jm_db
-from worker import standby as sb
-from worker.migrate import migrate
+from jobmatch import db as jm_db
+from jobmatch import standby as sb
+from jobmatch.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = "replica_test_bot"  # a login role in the bot's group role
@@ -51,7 +51,7 @@ def run_local_worker(url: str) -> subprocess.CompletedProcess:
     """`jobmatch worker --once` with the bundled local model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBMATCH_", "OPENAI_"))}
     env.update(DATABASE_URL=url, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "worker.cli", "worker", "--embedder", "local",
+    return subprocess.run([sys.executable, "-m", "jobmatch.cli", "worker", "--embedder", "local",
                            "--once", "--concurrency", "1"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
 
@@ -125,7 +125,7 @@ def test_a_hot_standby_answers_match_jobs_as_the_primary_does(primary, tmp_path)
 def jobmatch(*args, env=None) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBMATCH_")},
            "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "jobmatch.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from helpers import MODEL, job, unit, user
-from worker import queue
+from jobmatch import queue
 
 DENIED = psycopg.errors.InsufficientPrivilege
 

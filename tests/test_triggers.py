@@ -4,7 +4,7 @@ text changes, and wake the worker with small, few notifications."""
 import psycopg
 
 from helpers import job, queue_rows, unit, user
-from worker import queue
+from jobmatch import queue
 
 
 def notifications(dsn, action) -> list:

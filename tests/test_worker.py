@@ -11,7 +11,7 @@ from worker_support import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, 
                             leased, messages, oconn, pending, run_worker, server, stored,
                             wait_for, workers)
 
-from worker.runner import Settings, StopSignal, Worker
+from jobmatch.runner import Settings, StopSignal, Worker
 
 
 def seed(conn, jobs=3, users=2) -> None:
@@ -172,7 +172,7 @@ def test_progress_lines_while_draining(oconn, dsn, server):
 
 def test_worker_in_a_thread_wakes_on_notify_and_stops_promptly(oconn, dsn, server):
     """The Worker class itself: NOTIFY and stop() wake its wait at once."""
-    from worker.openai_embedder import OpenAIEmbedder
+    from jobmatch.openai_embedder import OpenAIEmbedder
 
     stop = StopSignal()
     emb = OpenAIEmbedder(model="text-embedding-3-small", dimensions=256, api_key=KEY,

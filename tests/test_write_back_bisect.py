@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from helpers import DIMS, MODEL as LOCAL_MODEL, job, unit
-from worker import queue
-from worker.db import connect
-from worker.drain import DrainStats, process_batch
-from worker.embedders import Embedded
+from jobmatch import queue
+from jobmatch.db import connect
+from jobmatch.drain import DrainStats, process_batch
+from jobmatch.embedders import Embedded
 from worker_support import (assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
                             fast_retries, oconn, pending, run_worker, server)
 

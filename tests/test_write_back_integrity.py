@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from helpers import MODEL, job, queue_rows, unit, user
-from worker import queue
+from jobmatch import queue
 
 
 def embed_all(conn) -> None:

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from helpers import DIMS, MODEL, job, unit
-from worker import queue
-from worker.db import connect
-from worker.drain import DrainStats, process_batch
-from worker.embedders import Embedded
+from jobmatch import queue
+from jobmatch.db import connect
+from jobmatch.drain import DrainStats, process_batch
+from jobmatch.embedders import Embedded
 from worker_support import wait_for
 
 

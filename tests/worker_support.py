@@ -53,7 +53,7 @@ def _env(dsn: str, server: FakeOpenAI, key: str) -> dict:
 
 
 def _cmd(args) -> list[str]:
-    return [sys.executable, "-m", "worker.cli", "worker", *MODEL_FLAGS, *FAST, *map(str, args)]
+    return [sys.executable, "-m", "jobmatch.cli", "worker", *MODEL_FLAGS, *FAST, *map(str, args)]
 
 
 def events(stderr: str) -> list[dict]:

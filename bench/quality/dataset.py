@@ -30,7 +30,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from worker.demo_data import CITIES, COMPANIES, GENERIC_SOFT, SALARY_SCALES, YEARS
+from jobmatch.demo_data import CITIES, COMPANIES, GENERIC_SOFT, SALARY_SCALES, YEARS
 
 from .esco import Esco, Occupation
 

@@ -1,5 +1,5 @@
 """Puts a data set into a fresh database and fills its vectors the way
-production does: rows go in, the triggers queue them, worker.drain.drain
+production does: rows go in, the triggers queue them, jobmatch.drain.drain
 claims batches and an embedder writes the vectors back.
 
 The embedder is the bundled local model behind an on-disk cache keyed by
@@ -22,10 +22,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from worker import db as jm_db
-from worker.drain import drain
-from worker.embedders import Embedded, Item, LocalEmbedder, check_vectors
-from worker.migrate import migrate
+from jobmatch import db as jm_db
+from jobmatch.drain import drain
+from jobmatch.embedders import Embedded, Item, LocalEmbedder, check_vectors
+from jobmatch.migrate import migrate
 
 from .dataset import Dataset
 
@@ -64,7 +64,7 @@ def _read_cache(path: Path) -> dict[bytes, np.ndarray]:
 
 
 class CachingEmbedder:
-    """An Embedder (worker.embedders protocol): vectors from the cache, the
+    """An Embedder (jobmatch.embedders protocol): vectors from the cache, the
     rest from the local model (loaded only on the first miss)."""
 
     provider, model, dimensions = "local", LOCAL_MODEL[0], LOCAL_MODEL[2]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from worker import db as jm_db
+from jobmatch import db as jm_db
 
 from . import dataset as ds
 from . import metrics as m

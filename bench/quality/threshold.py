@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import db as jm_db
+from jobmatch import db as jm_db
 
 from . import dataset as ds
 from . import metrics as m

@@ -1,5 +1,5 @@
 -- What `jobmatch backfill --batch-api` records of OpenAI Batch API batches
--- (worker/batch_api.py): a batch and the rows it carries when it is
+-- (worker/jobmatch/batch_api.py): a batch and the rows it carries when it is
 -- submitted, its end, and the tokens it was billed (at the Batch price).
 -- Vectors come back through complete_embeddings, with its hash check.
 

@@ -3,7 +3,7 @@ wheel): a primary made by initdb and streaming-replication hot standbys made
 by `pg_basebackup -R`. For development, the tests (tests/test_replica.py) and
 bench/replica_lag.py; production replicas are a DBA's or a provider's.
 
-    jobmatch db up --standby-of URL      # or: python -m worker.standby up ...
+    jobmatch db up --standby-of URL      # or: python -m jobmatch.standby up ...
     jobmatch db url --standby / jobmatch db down --standby
 
 starts a hot standby of the server at URL in ./.jobmatch/standby
@@ -236,7 +236,7 @@ def cmd_db(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m worker.standby",
+    p = argparse.ArgumentParser(prog="python -m jobmatch.standby",
                                 description="a local hot standby (same as `jobmatch db ...`)")
     p.add_argument("action", choices=["up", "url", "down"])
     add_db_flags(p)

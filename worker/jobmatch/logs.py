@@ -37,11 +37,11 @@ def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields)
 
 def setup(level: str | int = "WARNING") -> None:
     """JSON lines on stderr. The worker's own events are INFO (progress,
-    batches), so `worker.*` logs at INFO or finer; `level` governs the rest
+    batches), so `jobmatch.*` logs at INFO or finer; `level` governs the rest
     (httpx, openai) and can make the worker more verbose (DEBUG)."""
     if isinstance(level, str):
         level = getattr(logging, level.upper(), logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(handlers=[handler], level=level, force=True)
-    logging.getLogger("worker").setLevel(min(level, logging.INFO))
+    logging.getLogger("jobmatch").setLevel(min(level, logging.INFO))

@@ -32,7 +32,7 @@ def _dict_rows(cur) -> list[dict]:
 
 
 def cmd_db(args) -> int:
-    if args.standby_of or args.standby:  # a local hot standby: worker/standby.py
+    if args.standby_of or args.standby:  # a local hot standby: worker/jobmatch/standby.py
         return standby.cmd_db(args)
     if args.action == "down":
         print("stopped" if db.stop_embedded() else "not running")
@@ -180,7 +180,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_backfill(args) -> int:
-    """Low-priority queue rows through the OpenAI Batch API (worker/batch_api.py)."""
+    """Low-priority queue rows through the OpenAI Batch API (worker/jobmatch/batch_api.py)."""
     import openai
 
     from . import logs

@@ -26,7 +26,7 @@ _RUN_LOCK = 7_461_000
 
 def sql_dir() -> Path:
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "db", here / "_db"):  # source tree, installed wheel
+    for candidate in (here.parents[1] / "db", here / "_db"):  # source tree, installed wheel
         if (candidate / "migrations").is_dir():
             return candidate
     raise FileNotFoundError("cannot find the db/ directory with migrations and functions")

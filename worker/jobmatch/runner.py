@@ -141,7 +141,7 @@ class Worker:
                  stop: StopSignal | None = None, worker_id: str | None = None,
                  metrics=None):
         self.dsn, self.embedder = dsn, embedder
-        self.metrics = metrics  # worker.metrics.WorkerMetrics, or None
+        self.metrics = metrics  # jobmatch.metrics.WorkerMetrics, or None
         self.s = settings or Settings()
         self.stop = stop or StopSignal()
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
