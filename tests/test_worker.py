@@ -11,7 +11,7 @@ from worker_support import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, 
                             leased, messages, oconn, pending, run_worker, server, stored,
                             wait_for, workers)
 
-from jobmatch.runner import Settings, StopSignal, Worker
+from jobmatch.worker import Settings, StopSignal, Worker
 
 
 def seed(conn, jobs=3, users=2) -> None:

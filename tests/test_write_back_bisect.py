@@ -9,7 +9,7 @@ import pytest
 from helpers import DIMS, MODEL as LOCAL_MODEL, job, unit
 from jobmatch import queue
 from jobmatch.db import connect
-from jobmatch.drain import DrainStats, process_batch
+from jobmatch.batch import DrainStats, process_batch
 from jobmatch.embedders import Embedded
 from worker_support import (assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
                             fast_retries, oconn, pending, run_worker, server)
@@ -86,7 +86,7 @@ class CountingEmbedder:
 
 
 def test_process_batch_bisects_a_refused_write_back(conn, dsn):
-    """drain.process_batch (the demo's loop) does the same on one connection."""
+    """batch.process_batch (the demo's loop) does the same on one connection."""
     ids = [job(conn, title=f"Cook {i}") for i in range(9)]
     conn.execute(REFUSALS["trigger"].format(bad=ids[4]))
     with connect(dsn, autocommit=True) as c:

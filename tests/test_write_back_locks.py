@@ -19,7 +19,7 @@ import pytest
 from helpers import DIMS, MODEL, job, unit
 from jobmatch import queue
 from jobmatch.db import connect
-from jobmatch.drain import DrainStats, process_batch
+from jobmatch.batch import DrainStats, process_batch
 from jobmatch.embedders import Embedded
 from worker_support import wait_for
 

@@ -1,5 +1,5 @@
 """Puts a data set into a fresh database and fills its vectors the way
-production does: rows go in, the triggers queue them, jobmatch.drain.drain
+production does: rows go in, the triggers queue them, jobmatch.batch.drain
 claims batches and an embedder writes the vectors back.
 
 The embedder is the bundled local model behind an on-disk cache keyed by
@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from jobmatch import db as jm_db
-from jobmatch.drain import drain
+from jobmatch.batch import drain
 from jobmatch.embedders import Embedded, Item, LocalEmbedder, check_vectors
 from jobmatch.migrate import migrate
 

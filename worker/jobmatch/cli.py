@@ -1,4 +1,6 @@
-"""The `jobmatch` command."""
+"""The `jobmatch` command: its flags (each with an environment variable:
+config.py), logging set up once, and each command wired to the module doing
+its job: admin.py, worker.py, batch_api.py, demo.py (`db`, `match`: here)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,18 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 
 import psycopg
 
-from . import db, standby
-from .config import add_embedder_flags, env_flag, env_switch, model_spec
+from . import admin, db, logs, standby
+from .config import add_embedder_flags, embedder_kind, env_flag, env_switch, model_spec
+from .embedders import OPENAI_DEFAULT_MODEL, LocalEmbedder
+from .logs import event
+from .worker import EXIT_CONFIG, Settings, StopSignal, Worker
 
 log = logging.getLogger("jobmatch")
 
@@ -26,13 +34,8 @@ def _print_rows(rows: list[dict]) -> None:
             print(f"{key:>18}: {value}")
 
 
-def _dict_rows(cur) -> list[dict]:
-    names = [c.name for c in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
 def cmd_db(args) -> int:
-    if args.standby_of or args.standby:  # a local hot standby: worker/jobmatch/standby.py
+    if args.standby_of or args.standby:  # a local hot standby: standby.py
         return standby.cmd_db(args)
     if args.action == "down":
         print("stopped" if db.stop_embedded() else "not running")
@@ -44,30 +47,6 @@ def cmd_db(args) -> int:
     return 0
 
 
-def cmd_migrate(args) -> int:
-    from .migrate import migrate
-
-    spec = model_spec(args)
-    roles = None if args.no_roles else (args.bot_role, args.worker_role)
-    try:
-        result = migrate(db.database_url(), spec, switch=args.switch_model, roles=roles)
-    except psycopg.errors.InvalidParameterValue as exc:
-        print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
-        return 2
-    except psycopg.errors.InsufficientPrivilege as exc:
-        print(f"error: {exc.diag.message_primary}\nhint: creating the {roles} roles needs "
-              "CREATEROLE: have a DBA run `jobmatch migrate` once, or pass --no-roles",
-              file=sys.stderr)
-        return 2
-    print(f"migrations applied: {', '.join(result['migrations']) or 'none (up to date)'}")
-    print(f"functions applied: {len(result['functions'])} files")
-    model, provider, dims, threshold = result["model"]
-    print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
-    if roles:
-        print(f"roles: {roles[0]} may call match_jobs; {roles[1]} may use the queue API")
-    return 0
-
-
 def cmd_match(args) -> int:
     with db.connect() as conn:
         try:
@@ -75,7 +54,7 @@ def cmd_match(args) -> int:
         except (psycopg.errors.InvalidParameterValue, psycopg.errors.NullValueNotAllowed) as exc:
             print(f"error: {exc.diag.message_primary}", file=sys.stderr)
             return 2
-        rows = _dict_rows(cur)
+        rows = db.dict_rows(cur)
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
     else:
@@ -83,111 +62,149 @@ def cmd_match(args) -> int:
     return 0
 
 
-def _usd(amount) -> str:
-    return "price unknown" if amount is None else f"${amount:,.4f}"
+# jobmatch worker: its flags, embedder, metrics endpoint and signals (the loop: worker.py)
+def add_worker_flags(p) -> None:
+    p.description = (
+        "Claims queued rows, embeds them and writes the vectors back; wakes on NOTIFY "
+        "and polls. Environment: DATABASE_URL (the database), OPENAI_API_KEY and "
+        "OPENAI_BASE_URL (read by the openai client). Logs: JSON lines on stderr. "
+        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch, a missing "
+        "right), "
+        "3 API key rejected (do not restart).")
+    add_embedder_flags(p)
+    env_switch(p, "--once", "JOBMATCH_WORKER_ONCE",
+               help="drain what is ready, then exit 0 (cron, tests, the demo)")
+    env_flag(p, "--batch-size", "JOBMATCH_BATCH_SIZE", Settings.batch_size, type=int,
+             help="rows claimed per round")
+    env_flag(p, "--request-size", "JOBMATCH_REQUEST_SIZE", 100, type=int,
+             help="openai: inputs per API request (the API allows 2048)")
+    env_flag(p, "--concurrency", "JOBMATCH_CONCURRENCY", 4, type=int,
+             help="openai: API requests in flight at once")
+    env_flag(p, "--openai-timeout", "JOBMATCH_OPENAI_TIMEOUT", 30.0, type=float,
+             help="openai: seconds before a request is abandoned and retried")
+    env_flag(p, "--max-retries", "JOBMATCH_MAX_RETRIES", 5, type=int,
+             help="openai: retries of a request on 429/5xx/timeouts/bad payloads")
+    env_flag(p, "--lease-seconds", "JOBMATCH_LEASE_SECONDS", Settings.lease_seconds, type=float,
+             help="how long claimed rows stay reserved; a dead worker's rows return after it")
+    env_flag(p, "--poll-interval", "JOBMATCH_POLL_INTERVAL", Settings.poll_interval, type=float,
+             help="seconds between queue polls when no NOTIFY arrives")
+    env_flag(p, "--refresh-interval", "JOBMATCH_REFRESH_INTERVAL", Settings.refresh_interval,
+             type=float, help="seconds between stale-row refreshes (0: never)")
+    env_flag(p, "--refresh-after-days", "JOBMATCH_REFRESH_AFTER_DAYS", None, type=float,
+             help="also re-embed vectors older than this many days")
+    env_flag(p, "--refresh-batch", "JOBMATCH_REFRESH_BATCH", Settings.refresh_batch, type=int,
+             help="most rows per table one refresh queues (at priority 1, after new work)")
+    env_flag(p, "--daily-token-budget", "JOBMATCH_DAILY_TOKEN_BUDGET", None, type=int,
+             help="pause embedding once today's tokens for the model reach this")
+    env_flag(p, "--daily-budget-usd", "JOBMATCH_DAILY_BUDGET_USD", None, type=float,
+             help="pause embedding once today's spend for the model (its price in "
+                  "embedding_models) reaches this many dollars")
+    env_flag(p, "--progress-interval", "JOBMATCH_PROGRESS_INTERVAL", Settings.progress_interval,
+             type=float, help="seconds between progress lines while draining")
+    env_flag(p, "--pause-seconds", "JOBMATCH_PAUSE_SECONDS", Settings.pause_seconds, type=float,
+             help="first pause when the provider stays down (doubles, up to 10 minutes)")
+    env_flag(p, "--metrics-port", "JOBMATCH_METRICS_PORT", None, type=int,
+             help="serve Prometheus metrics on this port (/metrics); off when unset")
+    env_flag(p, "--metrics-address", "JOBMATCH_METRICS_ADDRESS", "127.0.0.1",
+             help="address the metrics endpoint listens on (0.0.0.0: every interface)")
+    env_flag(p, "--worker-id", "JOBMATCH_WORKER_ID", None,
+             help="name in embedding_queue.locked_by (default: host:pid:random)")
 
 
-def cmd_health(args) -> int:
-    with db.connect() as conn:
-        health = _dict_rows(conn.execute("SELECT * FROM embedding_health"))[0]
-        usage = _dict_rows(conn.execute(
-            "SELECT day, model, requests, inputs, tokens, cached_inputs, cached_tokens,"
-            " skipped_inputs, usd, usd_saved FROM embedding_spend"
-            " WHERE day > current_date - 30 ORDER BY day DESC, model"))
-        indexes = _dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
-    if args.json:
-        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes},
-                         default=str, indent=2))
-        return 0
-    h = health
-    print(f"model:        {h['active_model']}")
-    print(f"users:        {h['users_embedded']}/{h['users_total']} ({h['user_coverage_pct']}%)")
-    print(f"jobs (window): {h['jobs_embedded']}/{h['jobs_in_window']} ({h['job_coverage_pct']}%)")
-    print(f"queue:        {h['queue_depth']} pending, {h['queue_leased']} leased, "
-          f"{h['queue_retrying']} retrying, oldest {h['oldest_pending_age']}")
-    print(f"dead letters: {h['dead_lettered']}")
-    print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
-    print(f"status:       {h['status']}")
-    for count, what in ((h.get("jobs_future_dated"), "posted more than a day in the future"),
-                        (h.get("jobs_undated"), "without a posted date")):
-        if count:
-            print(f"WARNING:      {count} job{'s' if count != 1 else ''} {what}:"
-                  " never matched until their posted_date is fixed")
-    for u in usage:
-        print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
-              f"{u['inputs']} inputs, {u['tokens']} tokens, {_usd(u['usd'])}; saved: "
-              f"{u['cached_inputs']} inputs reused (~{u['cached_tokens']} tokens,"
-              f" {_usd(u['usd_saved'])}), {u['skipped_inputs']} not worth embedding")
-    for ix in indexes:
-        if ix["index_name"]:
-            recall = ix["sampled_recall"]
-            print(f"index:        {ix['index_name']} ({ix['method']}"
-                  f"{' halfvec' if ix['is_halfvec'] else ''}), built on {ix['rows_at_build']}"
-                  f" rows, now {ix['rows_now']}"
-                  + (f" (jobs posted since {ix['posted_since']:%Y-%m-%d})"
-                     if ix.get("posted_since") else "")
-                  + (f", sampled recall of match_jobs' candidates {recall:.3f}" if recall is not None else ""))
-        if ix["warning"]:
-            print(f"WARNING:      {ix['warning']}")
-    return 0
+def build_embedder(args, sleep=time.sleep):
+    from .openai_embedder import OpenAIEmbedder
+
+    _, _, dims = model_spec(args)
+    if embedder_kind(args) == "local":
+        return LocalEmbedder()
+    return OpenAIEmbedder(model=args.model or OPENAI_DEFAULT_MODEL, dimensions=dims,
+                          timeout=args.openai_timeout, max_retries=args.max_retries,
+                          max_inputs_per_request=args.request_size,
+                          concurrency=args.concurrency, sleep=sleep)
 
 
-def cmd_index(args) -> int:
-    from .vector_index import rebuild
-
-    with db.connect(autocommit=True) as conn:
-        try:
-            halfvec = None if args.precision is None else args.precision == "halfvec"
-            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec)
-        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
-            return 2
-    kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
-    lists = f" lists={result['lists']}" if result["lists"] else ""
-    since = (f" posted since {result['posted_since']:%Y-%m-%d}"
-             if result.get("posted_since") else "")
-    print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']}"
-          f" rows{since}")
-    return 0
+def _lease_check(embedder, args) -> None:
+    """Warns when one batch can outlast its lease: another worker would
+    then claim the same rows and pay for them twice."""
+    if embedder.provider != "openai":
+        return
+    requests = -(-args.batch_size // embedder.max_inputs_per_request)
+    waves = -(-requests // embedder.concurrency)
+    retries = embedder.max_retries
+    per_request = ((retries + 1) * args.openai_timeout
+                   + sum(min(embedder.backoff_cap, embedder.backoff_base * 2 ** k)
+                         for k in range(retries)))
+    if waves * per_request > args.lease_seconds:
+        event(log, "a slow batch can outlast its lease; raise --lease-seconds or lower "
+              "--batch-size/--openai-timeout", logging.WARNING,
+              worst_case_s=round(waves * per_request), lease_seconds=args.lease_seconds)
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in str(text).replace(" ", "").split(",") if x]
+def _install_signals(stop: StopSignal) -> dict:
+    """First SIGTERM/SIGINT: finish or release the batch, exit 0. Second: exit now."""
+    def handler(signum, frame):
+        if stop.is_set:
+            os.write(2, b'{"level": "error", "msg": "second signal, exiting at once"}\n')
+            os._exit(128 + signum)
+        stop.set(signum)
 
-
-def cmd_index_tune(args) -> int:
-    from .index_tune import TuneError, format_result, to_json, tune
-
-    def progress(msg):
-        if not args.json:
-            print(msg, file=sys.stderr)
-
-    with db.connect(autocommit=True) as conn:
-        try:
-            result = tune(conn, args.table, args.sample, args.target, args.k, args.settings,
-                          args.lists, args.apply, args.seed, log=progress)
-        except TuneError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    print(to_json(result) if args.json else format_result(result))
-    return 0 if result.recommended else 1
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 def cmd_worker(args) -> int:
-    from .runner import main as run_worker
+    stop = StopSignal()
+    try:
+        for flag in ("batch_size", "request_size", "concurrency", "lease_seconds", "poll_interval"):
+            if getattr(args, flag) <= 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be positive")
+        embedder = build_embedder(args, sleep=stop.sleep)
+    except (ValueError, SystemExit) as exc:  # model_spec exits with a message
+        event(log, f"configuration error: {exc}", logging.ERROR, exit_code=EXIT_CONFIG)
+        return EXIT_CONFIG
+    _lease_check(embedder, args)
+    settings = Settings(
+        batch_size=args.batch_size, lease_seconds=args.lease_seconds,
+        poll_interval=args.poll_interval, refresh_interval=args.refresh_interval,
+        refresh_after_days=args.refresh_after_days, refresh_batch=args.refresh_batch,
+        daily_token_budget=args.daily_token_budget, daily_budget_usd=args.daily_budget_usd,
+        progress_interval=args.progress_interval,
+        pause_seconds=args.pause_seconds, once=args.once)
+    metrics = None
+    if args.metrics_port is not None:
+        from .metrics import WorkerMetrics
 
-    return run_worker(args)
+        metrics = WorkerMetrics()
+        try:
+            metrics.serve(args.metrics_port, args.metrics_address)
+        except OSError as exc:
+            event(log, f"configuration error: cannot serve metrics on "
+                  f"{args.metrics_address}:{args.metrics_port}: {exc}", logging.ERROR,
+                  exit_code=EXIT_CONFIG)
+            return EXIT_CONFIG
+        if hasattr(embedder, "on_request"):
+            embedder.on_request = metrics.request
+    previous = _install_signals(stop)
+    try:
+        return Worker(db.database_url(), embedder, settings, stop, args.worker_id,
+                      metrics).run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if hasattr(embedder, "close"):
+            embedder.close()
+        stop.close()
+        sys.stderr.flush()
 
 
 def cmd_backfill(args) -> int:
-    """Low-priority queue rows through the OpenAI Batch API (worker/jobmatch/batch_api.py)."""
+    """Low-priority queue rows through the OpenAI Batch API (batch_api.py)."""
     import openai
 
-    from . import logs
     from .batch_api import BatchBackfill, run
-    from .embedders import OPENAI_NATIVE_DIMS, OPENAI_DEFAULT_MODEL
+    from .embedders import OPENAI_NATIVE_DIMS
 
-    logs.setup(args.log_level)
     if not args.batch_api:
         print("error: only --batch-api backfills exist yet (the worker embeds everything "
               "else)", file=sys.stderr)
@@ -223,6 +240,10 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in str(text).replace(" ", "").split(",") if x]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobmatch",
@@ -246,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(p, "--worker-role", "JOBMATCH_WORKER_ROLE", "jobmatch_worker",
              help="role that may only use the embedding queue API")
     env_switch(p, "--no-roles", "JOBMATCH_NO_ROLES", help="do not create or grant the roles")
-    p.set_defaults(func=cmd_migrate)
+    p.set_defaults(func=admin.cmd_migrate)
 
     p = sub.add_parser("match", help="print what match_jobs returns for a seeker")
     p.add_argument("user_id", type=int)
@@ -256,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("health", help="coverage, queue depth, dead letters, usage")
     env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
-    p.set_defaults(func=cmd_health)
+    p.set_defaults(func=admin.cmd_health)
 
     p = sub.add_parser("index", help="vector indexes")
     isub = p.add_subparsers(dest="index_command", required=True)
@@ -273,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(r, "--precision", "JOBMATCH_INDEX_PRECISION", None, choices=["vector", "halfvec"],
              help="index full-precision vectors or halfvec, half the memory (default: "
                   "embedding_models.index_halfvec, halfvec); stored like --method")
-    r.set_defaults(func=cmd_index)
+    r.set_defaults(func=admin.cmd_index)
     t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
                                      "of seekers: recall@10 vs exact and latency; recommend")
     env_flag(t, "--table", "JOBMATCH_INDEX_TABLE", "job", choices=["job", "user"],
@@ -293,12 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     env_switch(t, "--apply", "JOBMATCH_TUNE_APPLY",
                help="store the recommendation in embedding_models (ivfflat_probes/hnsw_ef_search)")
     env_switch(t, "--json", "JOBMATCH_JSON", help="print JSON")
-    t.set_defaults(func=cmd_index_tune)
+    t.set_defaults(func=admin.cmd_index_tune)
 
     p = sub.add_parser("worker", help="fill embedding vectors as rows change (LISTEN + poll)")
-    from .runner import add_flags as add_worker_flags
     add_worker_flags(p)
-    p.set_defaults(func=cmd_worker)
+    p.set_defaults(func=cmd_worker, json_logs=True)
 
     p = sub.add_parser("backfill", help="low-priority queue rows through the OpenAI Batch API "
                                         "(half price, within 24 h); run it again to collect")
@@ -313,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
              help="seconds between polls with --wait")
     env_flag(p, "--openai-timeout", "JOBMATCH_OPENAI_TIMEOUT", 60.0, type=float,
              help="seconds per API request")
-    p.set_defaults(func=cmd_backfill)
+    p.set_defaults(func=cmd_backfill, json_logs=True)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
     env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")
@@ -329,8 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(args.log_level, json_lines=getattr(args, "json_logs", False))
     return args.func(args) or 0
 
 

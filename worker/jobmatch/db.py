@@ -102,3 +102,9 @@ def register_vector_if_present(conn: psycopg.Connection) -> None:
         pass  # no vector type yet: migrate has not run
     if not conn.autocommit:
         conn.rollback()  # registering opened a transaction; don't leave it idle
+
+
+def dict_rows(cur) -> list[dict]:
+    """A cursor's rows as dicts, column name to value (what match and health print)."""
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]

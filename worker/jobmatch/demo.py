@@ -10,7 +10,7 @@ import time
 
 from . import db, queue
 from .demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers
-from .drain import DrainStats, drain
+from .batch import DrainStats, drain
 from .embedders import LocalEmbedder
 from .migrate import migrate
 

@@ -4,7 +4,9 @@ official client; any OpenAI-compatible endpoint via OPENAI_BASE_URL).
 
 Every response is checked before it can reach the database: the right
 count, the right dimension, finite and non-zero. A bad response is an
-error, never data."""
+error, never data. The errors an embedder raises (an unusable answer, a
+rejected key, a provider that stays down) are defined here, so the batch and
+the worker loop handle them without importing the openai client."""
 
 from __future__ import annotations
 
@@ -25,6 +27,20 @@ OPENAI_NATIVE_DIMS = {
 
 class EmbeddingError(Exception):
     """The provider's answer cannot be used (wrong shape, NaN, zero...)."""
+
+
+class ProviderAuthError(Exception):
+    """The provider rejected the API key (401/403). Not retried."""
+
+
+class ProviderUnavailable(Exception):
+    """The provider kept failing (429/5xx/timeouts) after all retries."""
+
+
+class BadResponse(ProviderUnavailable, EmbeddingError):
+    """The provider kept sending unusable payloads (wrong count or dimension,
+    NaN, zero, bad JSON) after all retries. A provider fault, not one input's:
+    the worker fails the batch and pauses instead of bisecting it."""
 
 
 @dataclass

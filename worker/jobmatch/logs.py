@@ -35,12 +35,17 @@ def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields)
     logger.log(level, msg, extra={"fields": fields})
 
 
-def setup(level: str | int = "WARNING") -> None:
-    """JSON lines on stderr. The worker's own events are INFO (progress,
-    batches), so `jobmatch.*` logs at INFO or finer; `level` governs the rest
-    (httpx, openai) and can make the worker more verbose (DEBUG)."""
+def setup(level: str | int = "WARNING", json_lines: bool = True) -> None:
+    """Called once, by `jobmatch` (cli.main). JSON lines on stderr (the
+    worker, backfill): the worker's own events are INFO (progress, batches),
+    so `jobmatch.*` logs at INFO or finer; `level` governs the rest (httpx,
+    openai) and can make the worker more verbose (DEBUG). Otherwise (the
+    admin commands, the demo) plain text lines at `level`."""
     if isinstance(level, str):
         level = getattr(logging, level.upper(), logging.WARNING)
+    if not json_lines:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(handlers=[handler], level=level, force=True)

@@ -21,25 +21,12 @@ from typing import Callable, Sequence
 import numpy as np
 import openai
 
-from .embedders import (OPENAI_NATIVE_DIMS, Embedded, EmbeddingError, Item,
-                        check_vectors, estimate_tokens, model_key)
+from .embedders import (OPENAI_NATIVE_DIMS, BadResponse, Embedded, EmbeddingError, Item,
+                        ProviderAuthError, ProviderUnavailable, check_vectors, estimate_tokens,
+                        model_key)
 
 BYTES_PER_TOKEN = 3  # conservative: the same ratio as estimate_tokens
 TIKTOKEN_LOAD_TIMEOUT = 3.0
-
-
-class ProviderAuthError(Exception):
-    """The provider rejected the API key (401/403). Not retried."""
-
-
-class ProviderUnavailable(Exception):
-    """The provider kept failing (429/5xx/timeouts) after all retries."""
-
-
-class BadResponse(ProviderUnavailable, EmbeddingError):
-    """The provider kept sending unusable payloads (wrong count or dimension,
-    NaN, zero, bad JSON) after all retries. A provider fault, not one input's:
-    the worker fails the batch and pauses instead of bisecting it."""
 
 
 def _decode(embedding):

@@ -1,8 +1,10 @@
-"""The simplest correct consumer: claim, embed, complete, until the queue
-has nothing ready. The demo uses drain(); `jobmatch worker` (runner.py)
+"""One claimed batch: embed it (identical texts once, a rejected batch
+bisected) and write it back (the rows the database refuses bisected out and
+charged an attempt, a lost deadlock retried). `jobmatch worker` (worker.py)
 runs embed_batch and write_back in its own loop (signals, budget, progress,
 NOTIFY), with the write-back of one batch overlapping the next batch's
-embedding."""
+embedding. drain() is the simplest correct consumer: claim, embed, complete,
+until the queue has nothing ready (the demo and bench/quality use it)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,8 @@ import numpy as np
 import psycopg
 
 from . import queue
-from .embedders import Embedder, EmbeddingError, Item
+from .embedders import Embedder, EmbeddingError, Item, ProviderUnavailable
 from .logs import event
-from .openai_embedder import ProviderUnavailable
 
 log = logging.getLogger(__name__)
 

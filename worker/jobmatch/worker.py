@@ -24,10 +24,7 @@ import os
 import random
 import secrets
 import select
-import signal
 import socket
-import sys
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -35,13 +32,10 @@ from datetime import timedelta
 
 import psycopg
 
-from . import db, listen_probe, logs, queue
-from .config import add_embedder_flags, embedder_kind, env_flag, env_switch, model_spec
-from .embedders import OPENAI_DEFAULT_MODEL, LocalEmbedder
+from . import db, listen_probe, queue
+from .batch import DrainStats, charge_refused, embed_batch, write_back
+from .embedders import ProviderAuthError, ProviderUnavailable
 from .logs import event
-
-# drain and openai_embedder import the openai client (slow) and are imported
-# where used: `jobmatch` builds this module's flags for every command.
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +143,6 @@ class Worker:
         self.listen: psycopg.Connection | None = None  # LISTEN only, always idle
         self.write: psycopg.Connection | None = None  # write-backs, in the writer thread
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="jobmatch-write-back")
-        from .drain import DrainStats
-
         self.stats = DrainStats()
         self._down = 0  # consecutive batches the provider was unavailable for
         self._over_budget = False
@@ -413,12 +405,9 @@ class Worker:
                   failed=self.stats.failed, queue_left=queue.pending(self.conn))
 
     def _embed(self, batch: list[queue.Claimed]) -> list:
-        """The batch's vectors (drain.embed_batch), or [] when the provider
+        """The batch's vectors (batch.embed_batch), or [] when the provider
         failed it: released on a stop, failed (an attempt counted) when the
         provider is unavailable."""
-        from .drain import embed_batch
-        from .openai_embedder import ProviderAuthError, ProviderUnavailable
-
         self.stats.claimed += len(batch)
         self.stats.batches += 1
         try:
@@ -445,8 +434,6 @@ class Worker:
         return []
 
     def _write_back(self, ready: list) -> list:  # in the writer thread
-        from .drain import write_back
-
         return write_back(self.write, self.id, self.embedder.model, ready, self.stats)
 
     def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
@@ -487,10 +474,8 @@ class Worker:
             return
         # Rows the database refused alone (bisected out; the rest is written):
         # each is charged an attempt, so it ends in dead letters, not a loop.
-        from .drain import charge_refused
-
         try:
-            charge_refused(self.conn, self.id, refused, self.stats)  # drain logged each
+            charge_refused(self.conn, self.id, refused, self.stats)  # write_back logged each
         except psycopg.Error:
             if not quiet:
                 raise  # quiet: their leases expire instead
@@ -499,140 +484,3 @@ class Worker:
 def _worker_role() -> str:
     """The role `jobmatch migrate` grants the worker's rights to."""
     return os.environ.get("JOBMATCH_WORKER_ROLE") or "jobmatch_worker"
-
-
-# command line -----------------------------------------------------------------------
-def add_flags(p) -> None:
-    p.description = (
-        "Claims queued rows, embeds them and writes the vectors back; wakes on NOTIFY "
-        "and polls. Environment: DATABASE_URL (the database), OPENAI_API_KEY and "
-        "OPENAI_BASE_URL (read by the openai client). Logs: JSON lines on stderr. "
-        "Exit codes: 0 done/stopped, 1 error, 2 configuration (model mismatch, a missing "
-        "right), "
-        "3 API key rejected (do not restart).")
-    add_embedder_flags(p)
-    env_switch(p, "--once", "JOBMATCH_WORKER_ONCE",
-               help="drain what is ready, then exit 0 (cron, tests, the demo)")
-    env_flag(p, "--batch-size", "JOBMATCH_BATCH_SIZE", Settings.batch_size, type=int,
-             help="rows claimed per round")
-    env_flag(p, "--request-size", "JOBMATCH_REQUEST_SIZE", 100, type=int,
-             help="openai: inputs per API request (the API allows 2048)")
-    env_flag(p, "--concurrency", "JOBMATCH_CONCURRENCY", 4, type=int,
-             help="openai: API requests in flight at once")
-    env_flag(p, "--openai-timeout", "JOBMATCH_OPENAI_TIMEOUT", 30.0, type=float,
-             help="openai: seconds before a request is abandoned and retried")
-    env_flag(p, "--max-retries", "JOBMATCH_MAX_RETRIES", 5, type=int,
-             help="openai: retries of a request on 429/5xx/timeouts/bad payloads")
-    env_flag(p, "--lease-seconds", "JOBMATCH_LEASE_SECONDS", Settings.lease_seconds, type=float,
-             help="how long claimed rows stay reserved; a dead worker's rows return after it")
-    env_flag(p, "--poll-interval", "JOBMATCH_POLL_INTERVAL", Settings.poll_interval, type=float,
-             help="seconds between queue polls when no NOTIFY arrives")
-    env_flag(p, "--refresh-interval", "JOBMATCH_REFRESH_INTERVAL", Settings.refresh_interval,
-             type=float, help="seconds between stale-row refreshes (0: never)")
-    env_flag(p, "--refresh-after-days", "JOBMATCH_REFRESH_AFTER_DAYS", None, type=float,
-             help="also re-embed vectors older than this many days")
-    env_flag(p, "--refresh-batch", "JOBMATCH_REFRESH_BATCH", Settings.refresh_batch, type=int,
-             help="most rows per table one refresh queues (at priority 1, after new work)")
-    env_flag(p, "--daily-token-budget", "JOBMATCH_DAILY_TOKEN_BUDGET", None, type=int,
-             help="pause embedding once today's tokens for the model reach this")
-    env_flag(p, "--daily-budget-usd", "JOBMATCH_DAILY_BUDGET_USD", None, type=float,
-             help="pause embedding once today's spend for the model (its price in "
-                  "embedding_models) reaches this many dollars")
-    env_flag(p, "--progress-interval", "JOBMATCH_PROGRESS_INTERVAL", Settings.progress_interval,
-             type=float, help="seconds between progress lines while draining")
-    env_flag(p, "--pause-seconds", "JOBMATCH_PAUSE_SECONDS", Settings.pause_seconds, type=float,
-             help="first pause when the provider stays down (doubles, up to 10 minutes)")
-    env_flag(p, "--metrics-port", "JOBMATCH_METRICS_PORT", None, type=int,
-             help="serve Prometheus metrics on this port (/metrics); off when unset")
-    env_flag(p, "--metrics-address", "JOBMATCH_METRICS_ADDRESS", "127.0.0.1",
-             help="address the metrics endpoint listens on (0.0.0.0: every interface)")
-    env_flag(p, "--worker-id", "JOBMATCH_WORKER_ID", None,
-             help="name in embedding_queue.locked_by (default: host:pid:random)")
-
-
-def build_embedder(args, sleep=time.sleep):
-    from .openai_embedder import OpenAIEmbedder
-
-    _, _, dims = model_spec(args)
-    if embedder_kind(args) == "local":
-        return LocalEmbedder()
-    return OpenAIEmbedder(model=args.model or OPENAI_DEFAULT_MODEL, dimensions=dims,
-                          timeout=args.openai_timeout, max_retries=args.max_retries,
-                          max_inputs_per_request=args.request_size,
-                          concurrency=args.concurrency, sleep=sleep)
-
-
-def _lease_check(embedder, args) -> None:
-    """Warns when one batch can outlast its lease: another worker would
-    then claim the same rows and pay for them twice."""
-    if embedder.provider != "openai":
-        return
-    requests = -(-args.batch_size // embedder.max_inputs_per_request)
-    waves = -(-requests // embedder.concurrency)
-    retries = embedder.max_retries
-    per_request = ((retries + 1) * args.openai_timeout
-                   + sum(min(embedder.backoff_cap, embedder.backoff_base * 2 ** k)
-                         for k in range(retries)))
-    if waves * per_request > args.lease_seconds:
-        event(log, "a slow batch can outlast its lease; raise --lease-seconds or lower "
-              "--batch-size/--openai-timeout", logging.WARNING,
-              worst_case_s=round(waves * per_request), lease_seconds=args.lease_seconds)
-
-
-def _install_signals(stop: StopSignal) -> dict:
-    """First SIGTERM/SIGINT: finish or release the batch, exit 0. Second: exit now."""
-    def handler(signum, frame):
-        if stop.is_set:
-            os.write(2, b'{"level": "error", "msg": "second signal, exiting at once"}\n')
-            os._exit(128 + signum)
-        stop.set(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def main(args) -> int:
-    logs.setup(args.log_level)
-    stop = StopSignal()
-    try:
-        for flag in ("batch_size", "request_size", "concurrency", "lease_seconds", "poll_interval"):
-            if getattr(args, flag) <= 0:
-                raise ValueError(f"--{flag.replace('_', '-')} must be positive")
-        embedder = build_embedder(args, sleep=stop.sleep)
-    except (ValueError, SystemExit) as exc:  # model_spec exits with a message
-        event(log, f"configuration error: {exc}", logging.ERROR, exit_code=EXIT_CONFIG)
-        return EXIT_CONFIG
-    _lease_check(embedder, args)
-    settings = Settings(
-        batch_size=args.batch_size, lease_seconds=args.lease_seconds,
-        poll_interval=args.poll_interval, refresh_interval=args.refresh_interval,
-        refresh_after_days=args.refresh_after_days, refresh_batch=args.refresh_batch,
-        daily_token_budget=args.daily_token_budget, daily_budget_usd=args.daily_budget_usd,
-        progress_interval=args.progress_interval,
-        pause_seconds=args.pause_seconds, once=args.once)
-    metrics = None
-    if args.metrics_port is not None:
-        from .metrics import WorkerMetrics
-
-        metrics = WorkerMetrics()
-        try:
-            metrics.serve(args.metrics_port, args.metrics_address)
-        except OSError as exc:
-            event(log, f"configuration error: cannot serve metrics on "
-                  f"{args.metrics_address}:{args.metrics_port}: {exc}", logging.ERROR,
-                  exit_code=EXIT_CONFIG)
-            return EXIT_CONFIG
-        if hasattr(embedder, "on_request"):
-            embedder.on_request = metrics.request
-    previous = _install_signals(stop)
-    try:
-        return Worker(db.database_url(), embedder, settings, stop, args.worker_id,
-                      metrics).run()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        if hasattr(embedder, "close"):
-            embedder.close()
-        stop.close()
-        sys.stderr.flush()

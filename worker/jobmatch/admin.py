@@ -1,0 +1,124 @@
+"""The admin commands: `jobmatch migrate`, `health`, `index rebuild` and
+`index tune`; what each calls and what it prints. Their flags are in cli.py;
+the work is done by SQL (db/functions) and by migrate.py, vector_index.py and
+index_tune.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import psycopg
+
+from . import db
+from .config import model_spec
+
+
+def cmd_migrate(args) -> int:
+    from .migrate import migrate
+
+    spec = model_spec(args)
+    roles = None if args.no_roles else (args.bot_role, args.worker_role)
+    try:
+        result = migrate(db.database_url(), spec, switch=args.switch_model, roles=roles)
+    except psycopg.errors.InvalidParameterValue as exc:
+        print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+        return 2
+    except psycopg.errors.InsufficientPrivilege as exc:
+        print(f"error: {exc.diag.message_primary}\nhint: creating the {roles} roles needs "
+              "CREATEROLE: have a DBA run `jobmatch migrate` once, or pass --no-roles",
+              file=sys.stderr)
+        return 2
+    print(f"migrations applied: {', '.join(result['migrations']) or 'none (up to date)'}")
+    print(f"functions applied: {len(result['functions'])} files")
+    model, provider, dims, threshold = result["model"]
+    print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
+    if roles:
+        print(f"roles: {roles[0]} may call match_jobs; {roles[1]} may use the queue API")
+    return 0
+
+
+def _usd(amount) -> str:
+    return "price unknown" if amount is None else f"${amount:,.4f}"
+
+
+def cmd_health(args) -> int:
+    with db.connect() as conn:
+        health = db.dict_rows(conn.execute("SELECT * FROM embedding_health"))[0]
+        usage = db.dict_rows(conn.execute(
+            "SELECT day, model, requests, inputs, tokens, cached_inputs, cached_tokens,"
+            " skipped_inputs, usd, usd_saved FROM embedding_spend"
+            " WHERE day > current_date - 30 ORDER BY day DESC, model"))
+        indexes = db.dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
+    if args.json:
+        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes},
+                         default=str, indent=2))
+        return 0
+    h = health
+    print(f"model:        {h['active_model']}")
+    print(f"users:        {h['users_embedded']}/{h['users_total']} ({h['user_coverage_pct']}%)")
+    print(f"jobs (window): {h['jobs_embedded']}/{h['jobs_in_window']} ({h['job_coverage_pct']}%)")
+    print(f"queue:        {h['queue_depth']} pending, {h['queue_leased']} leased, "
+          f"{h['queue_retrying']} retrying, oldest {h['oldest_pending_age']}")
+    print(f"dead letters: {h['dead_lettered']}")
+    print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
+    print(f"status:       {h['status']}")
+    for count, what in ((h.get("jobs_future_dated"), "posted more than a day in the future"),
+                        (h.get("jobs_undated"), "without a posted date")):
+        if count:
+            print(f"WARNING:      {count} job{'s' if count != 1 else ''} {what}:"
+                  " never matched until their posted_date is fixed")
+    for u in usage:
+        print(f"usage {u['day']} {u['model']}: {u['requests']} requests, "
+              f"{u['inputs']} inputs, {u['tokens']} tokens, {_usd(u['usd'])}; saved: "
+              f"{u['cached_inputs']} inputs reused (~{u['cached_tokens']} tokens,"
+              f" {_usd(u['usd_saved'])}), {u['skipped_inputs']} not worth embedding")
+    for ix in indexes:
+        if ix["index_name"]:
+            recall = ix["sampled_recall"]
+            print(f"index:        {ix['index_name']} ({ix['method']}"
+                  f"{' halfvec' if ix['is_halfvec'] else ''}), built on {ix['rows_at_build']}"
+                  f" rows, now {ix['rows_now']}"
+                  + (f" (jobs posted since {ix['posted_since']:%Y-%m-%d})"
+                     if ix.get("posted_since") else "")
+                  + (f", sampled recall of match_jobs' candidates {recall:.3f}" if recall is not None else ""))
+        if ix["warning"]:
+            print(f"WARNING:      {ix['warning']}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from .vector_index import rebuild
+
+    with db.connect(autocommit=True) as conn:
+        try:
+            halfvec = None if args.precision is None else args.precision == "halfvec"
+            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec)
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+            return 2
+    kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
+    lists = f" lists={result['lists']}" if result["lists"] else ""
+    since = (f" posted since {result['posted_since']:%Y-%m-%d}"
+             if result.get("posted_since") else "")
+    print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']}"
+          f" rows{since}")
+    return 0
+
+
+def cmd_index_tune(args) -> int:
+    from .index_tune import TuneError, format_result, to_json, tune
+
+    def progress(msg):
+        if not args.json:
+            print(msg, file=sys.stderr)
+
+    with db.connect(autocommit=True) as conn:
+        try:
+            result = tune(conn, args.table, args.sample, args.target, args.k, args.settings,
+                          args.lists, args.apply, args.seed, log=progress)
+        except TuneError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(to_json(result) if args.json else format_result(result))
+    return 0 if result.recommended else 1
