@@ -140,6 +140,17 @@ RETURNS TABLE (
     match_method text
 )
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+-- Iterative index scans keep going until enough rows pass the window and
+-- model filters, so an ANN index never returns fewer rows than exist. Set on
+-- the function, these (and the probes set inside it) end with the call.
+SET "ivfflat.iterative_scan" = 'relaxed_order'
+SET "hnsw.iterative_scan" = 'relaxed_order'
+SET "ivfflat.probes" = 10
+SET "ivfflat.max_probes" = 32768
+SET "hnsw.ef_search" = 40
+SET "hnsw.max_scan_tuples" = 20000
 AS $$
 DECLARE
     s jobmatch_settings;
@@ -290,19 +301,3 @@ BEGIN
     END LOOP;
 END
 $$;
-
--- Iterative index scans keep going until enough rows pass the window and
--- model filters, so an ANN index never returns fewer rows than exist. Set on
--- the function, these (and the probes set inside it) end with the call.
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.probes" = 10;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.max_probes" = 32768;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.ef_search" = 40;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.max_scan_tuples" = 20000;

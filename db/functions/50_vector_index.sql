@@ -241,6 +241,3 @@ AS $$
     SELECT jobmatch_window_rows(p_start)
            > coalesce(p_model.exact_scan_max_rows, 800000 / p_model.dimensions)
 $$;
-
-REVOKE ALL ON FUNCTION jobmatch_window_rows(timestamptz) FROM public;
-REVOKE ALL ON FUNCTION vector_index_walk(embedding_models, timestamptz) FROM public;

@@ -29,6 +29,13 @@ RETURNS TABLE (
     warning text
 )
 LANGUAGE plpgsql
+-- the knobs set inside end with the call
+SET "ivfflat.iterative_scan" = 'relaxed_order'
+SET "hnsw.iterative_scan" = 'relaxed_order'
+SET "ivfflat.probes" = 10
+SET "ivfflat.max_probes" = 32768
+SET "hnsw.ef_search" = 40
+SET "hnsw.max_scan_tuples" = 20000
 AS $$
 DECLARE
     v_model embedding_models := active_embedding_model();
@@ -187,19 +194,3 @@ BEGIN
     END LOOP;
 END
 $$;
-
--- The knobs set inside end with the call.
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.probes" = 10;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.max_probes" = 32768;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.ef_search" = 40;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.max_scan_tuples" = 20000;
-REVOKE ALL ON FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-FROM public;
