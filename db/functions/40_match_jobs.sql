@@ -195,19 +195,13 @@ BEGIN
     END IF;
     v_query := user_keyword_query(u);
     v_skills := jobmatch_lower_set(u.technical_skills);
-    IF s.match_hard_filters THEN
-        v_places := jobmatch_lower_set(u.preferred_locations);
-        v_types := jobmatch_lower_set(u.employment_types);
-    END IF;
+    SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
 
     m := active_embedding_model();
     IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model THEN
         -- Index knobs come from the model's row; the function's SET clauses
-        -- below make them end with the call.
-        PERFORM set_config('ivfflat.probes', m.ivfflat_probes::text, true);
-        PERFORM set_config('ivfflat.max_probes', coalesce(m.ivfflat_max_probes, 32768)::text, true);
-        PERFORM set_config('hnsw.ef_search', m.hnsw_ef_search::text, true);
-        PERFORM set_config('hnsw.max_scan_tuples', m.hnsw_max_scan_tuples::text, true);
+        -- make them end with the call.
+        PERFORM jobmatch_set_search_knobs(m);
         -- The planner does not cost detoasting and a distance per row, so with
         -- wide vectors it keeps scanning a big window exactly (bench/README.md):
         -- past exact_scan_max_rows, walk the index. Restored right after.
