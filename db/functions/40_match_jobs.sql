@@ -110,6 +110,26 @@ AS $$
                      <= jobmatch_pay(pay_ceiling))))
 $$;
 
+-- "The job fits the seeker": the one call of jobmatch_job_fits every query
+-- makes, with the seeker's places and types already lower-cased
+-- (jobmatch_seeker_filters; NULL: no filter) and, with p_pay false, the
+-- seeker's pay left out. Inlined, the job's fields become plain columns of
+-- the scan (no whole row is formed).
+CREATE OR REPLACE FUNCTION jobmatch_fits(
+    u user_preferences, places text[], types text[], j canonical_jobs,
+    p_pay boolean DEFAULT TRUE
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_job_fits(places, u.willing_to_relocate, types,
+               CASE WHEN p_pay THEN u.salary_min END, CASE WHEN p_pay THEN u.salary_max END,
+               u.salary_currency,
+               j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+               j.ai_work_arrangement, j.ai_employment_type,
+               j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+$$;
+
 -- Share of the seeker's skills (already lower-cased) that the job names.
 -- One pass over the job's skills: this runs for every candidate.
 CREATE OR REPLACE FUNCTION jobmatch_skill_overlap(wanted text[], required text[], preferred text[])

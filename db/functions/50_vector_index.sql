@@ -40,11 +40,7 @@ AS $$
         FROM canonical_jobs AS j
         WHERE j.job_embedding_model = %3$L
           AND j.posted_date >= $2 AND j.posted_date <= jobmatch_latest_posted()
-          AND jobmatch_job_fits($5, $4.willing_to_relocate, $6,
-                $4.salary_min, $4.salary_max, $4.salary_currency,
-                j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                j.ai_work_arrangement, j.ai_employment_type,
-                j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+          AND jobmatch_fits($4, $5, $6, j)
         ORDER BY (%1$s <=> $1::%2$s)%4$s
         LIMIT $3 $q$,
         vector_search_expression('job_embedding', p_model.dimensions, p_halfvec, p_normalized),
