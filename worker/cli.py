@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 
-from . import db, standby
+from . import db, prune, standby
 from .config import add_embedder_flags, env_flag, env_switch, model_spec
 
 log = logging.getLogger("jobmatch")
@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                help="with DATABASE_URL: replace existing jobs and seekers (the embedded demo "
                     "database is always reset)")
     p.set_defaults(func=cmd_demo)
+    prune.add_parser(sub)
     return parser
 
 

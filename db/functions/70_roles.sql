@@ -31,6 +31,7 @@ AS $$
     ('set_embedding_model', 'owner'),
     ('enqueue_embeddings', 'owner'),
     ('requeue_dead_letters', 'owner'),
+    ('prune_jobs', 'owner'),
     ('user_profile_text', 'owner'),
     ('job_profile_text', 'owner'),
     ('job_match_reasons', 'owner'),
