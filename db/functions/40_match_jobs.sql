@@ -142,6 +142,17 @@ AS $$
              / cardinality(wanted) END
 $$;
 
+-- Whether seeker p_user_id is in the semantic rollout of p_share percent:
+-- a stable bucket 0-99 from md5(user_id), so a seeker keeps their group
+-- as the share grows, and a share of 100 is everyone.
+CREATE OR REPLACE FUNCTION jobmatch_in_semantic_share(p_user_id bigint, p_share integer)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_share >= 100
+        OR ('x' || left(md5(p_user_id::text), 8))::bit(32)::bigint % 100 < p_share
+$$;
+
 CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
 RETURNS TABLE (
     job_id bigint,
@@ -218,7 +229,9 @@ BEGIN
     SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
 
     m := active_embedding_model();
-    IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model THEN
+    -- semantic_share: seekers outside the rollout get the keyword path
+    IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model
+       AND jobmatch_in_semantic_share(u.user_id, s.semantic_share) THEN
         -- Index knobs come from the model's row; the function's SET clauses
         -- make them end with the call.
         PERFORM jobmatch_set_search_knobs(m);

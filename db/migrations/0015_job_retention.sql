@@ -8,3 +8,10 @@ ALTER TABLE jobmatch_settings
 ADD COLUMN job_retention_days integer
 CONSTRAINT jobmatch_settings_retention_covers_window
 CHECK (job_retention_days IS null OR job_retention_days >= match_window_days);
+
+-- Gradual rollout (the plan's advice): this share of seekers, stable by a
+-- hash of user_id, gets semantic matches; the rest keyword matches.
+ALTER TABLE jobmatch_settings
+ADD COLUMN semantic_share integer NOT NULL DEFAULT 100
+CONSTRAINT jobmatch_settings_semantic_share_percent
+CHECK (semantic_share BETWEEN 0 AND 100);
