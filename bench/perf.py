@@ -458,8 +458,7 @@ def main(argv=None) -> int:
         queries = index_tune.queries_for(admin, "job", uids[:TUNE_SAMPLE])
         pool = index_tune.candidate_pool(admin, "job", k)
         model = index_tune._model(admin)
-        tune_exact = index_tune.exact_answers(admin, "job", model, queries, pool, threshold,
-                                              index_tune.window_start(admin))
+        tune_exact = index_tune.exact_answers(admin, "job", model, queries, pool, threshold)
         result["tune"] = {"sample": len(queries), "pool": pool}
         min_rows = 0 if a.tier == "tiny" else 10_000
         for method in index_methods:
@@ -482,7 +481,7 @@ def main(argv=None) -> int:
                     grid = index_tune._grid(method, built.get("lists"), None)
                     points = index_tune.sweep(
                         admin, "job", model, method, halfvec, grid, queries, tune_exact, pool,
-                        threshold, index_tune.window_start(admin), a.target + a.margin,
+                        threshold, a.target + a.margin,
                         lists=built.get("lists"))
                     best = index_tune.recommend(points, a.target + a.margin)
                     if best is None:

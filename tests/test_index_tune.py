@@ -269,3 +269,37 @@ def test_drift_asks_for_a_job_index_only(conn):
     uniform(conn, 10000)
     (row,) = drift(conn, 2, 0)
     assert row["table_name"] == "canonical_jobs" and "no vector index" in row["warning"]
+
+
+def test_tune_match_jobs_and_the_drift_check_share_one_search(conn):
+    """jobmatch_nearest_jobs is match_jobs' candidate search: the seeker's window
+    and hard filters hold in it, and match_jobs' semantic rows come from it."""
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal((3, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    load_jobs(conn, [v[0], v[0], v[0]], [1, 2, 200])  # the last is outside the window
+    conn.execute("UPDATE canonical_jobs SET ai_city = CASE id WHEN 2 THEN 'Kano' ELSE 'Lagos' END")
+    load_seekers(conn, [v[0]])
+    conn.execute("UPDATE user_preferences SET preferred_locations = ARRAY['Lagos']")
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    for exact in (True, False):
+        got = conn.execute("SELECT array_agg(id ORDER BY id) FROM jobmatch_nearest_jobs(1, 10,"
+                           " false, %s)", [exact]).fetchone()[0]
+        assert got == [1]
+    assert [r[0] for r in conn.execute("SELECT job_id FROM match_jobs(1, 10)"
+                                       " WHERE match_method = 'semantic'")] == [1]
+
+
+def test_search_knobs_come_from_the_model_unless_a_sweep_overrides_one(conn):
+    conn.execute("UPDATE embedding_models SET hnsw_ef_search = 77, ivfflat_probes = 9"
+                 " WHERE is_active")
+    with conn.transaction():
+        conn.execute("SELECT jobmatch_set_search_knobs(m) FROM active_embedding_model() m")
+        assert conn.execute("SELECT current_setting('hnsw.ef_search'),"
+                            " current_setting('ivfflat.probes'),"
+                            " current_setting('hnsw.iterative_scan')").fetchone() == \
+            ("77", "9", "relaxed_order")
+        conn.execute("SELECT jobmatch_set_search_knobs(m, 'hnsw', 300)"
+                     " FROM active_embedding_model() m")
+        assert conn.execute("SELECT current_setting('hnsw.ef_search'),"
+                            " current_setting('ivfflat.probes')").fetchone() == ("300", "9")

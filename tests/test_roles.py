@@ -1,6 +1,9 @@
 """Least privilege: the bot role can only call match_jobs; the worker role
 can only use the queue API and its write path."""
 
+import re
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -102,3 +105,51 @@ def test_role_names_are_configurable(conn):
     assert conn.execute("SELECT has_function_privilege('test_custom_bot',"
                         " 'claim_embedding_batch(text, integer, interval)', 'EXECUTE')"
                         ).fetchone() == (False,)
+
+
+DB = Path(__file__).resolve().parents[1] / "db"
+DEFINED = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?(\w+)\s*\(", re.I)
+
+
+def defined_functions() -> set[str]:
+    return {m.group(1).lower() for f in DB.rglob("*.sql") for m in DEFINED.finditer(f.read_text())}
+
+
+def test_every_function_is_api_or_named_as_internal(conn):
+    api = dict(conn.execute("SELECT function_name, caller FROM jobmatch_api()").fetchall())
+    names = defined_functions()
+    assert {"match_jobs", "complete_embeddings", "jobmatch_claim"} <= names  # the scan works
+    assert sorted(n for n in names if n not in api and not n.startswith("jobmatch_")) == []
+    # the list names only functions that exist
+    assert set(api) <= {r[0] for r in conn.execute(
+        "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace")}
+
+
+def test_no_function_of_ours_is_executable_by_public_unless_listed(conn):
+    public = conn.execute(
+        "SELECT p.proname FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))"
+        " AS a WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0"
+        " AND a.privilege_type = 'EXECUTE'").fetchall()
+    ours = defined_functions()
+    listed = {r[0] for r in conn.execute(
+        "SELECT function_name FROM jobmatch_api() WHERE caller = 'public'")}
+    assert sorted({n for (n,) in public} & ours) == sorted(listed)
+
+
+def test_a_new_internal_function_loses_public_execute_on_the_next_deploy(conn):
+    conn.execute("CREATE FUNCTION jobmatch_test_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    probe = "SELECT has_function_privilege('public', 'jobmatch_test_helper()', 'EXECUTE')"
+    assert conn.execute(probe).fetchone() == (True,)  # PostgreSQL's default
+    conn.execute("SELECT jobmatch_secure_functions()")
+    assert conn.execute(probe).fetchone() == (False,)
+
+
+def test_grants_follow_the_api_list(conn):
+    rows = conn.execute("SELECT function_name, caller FROM jobmatch_api()").fetchall()
+    for name, caller in rows:
+        (sig,) = conn.execute("SELECT oid::regprocedure::text FROM pg_proc WHERE proname = %s"
+                              " AND pronamespace = 'public'::regnamespace", [name]).fetchone()
+        for role in ("jobmatch_bot", "jobmatch_worker"):
+            (may,) = conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
+                                  [role, sig]).fetchone()
+            assert may == (caller in (role.removeprefix("jobmatch_"), "public")), (name, role)

@@ -87,20 +87,15 @@ DECLARE
     walk CONSTANT text := $q$
         SELECT array_agg(r.id) FROM (
             SELECT r.id FROM (
-                SELECT j.id, j.job_document, j.ai_city, j.ai_state, j.ai_country,
-                       j.ai_remote_allowed, j.ai_work_arrangement, j.ai_employment_type,
-                       j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency
+                SELECT j.id,
+                       j.job_document @@ $1 AND NOT coalesce(j.job_document @@ $2, false)
+                       AND jobmatch_fits($5, $4, $6, j) AS wanted
                 FROM canonical_jobs AS j
                 WHERE j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
                 ORDER BY j.posted_date DESC
                 LIMIT $7
             ) AS r
-            WHERE r.job_document @@ $1 AND NOT coalesce(r.job_document @@ $2, false)
-              AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
-                    $5.salary_min, $5.salary_max, $5.salary_currency,
-                    r.ai_city, r.ai_state, r.ai_country, r.ai_remote_allowed,
-                    r.ai_work_arrangement, r.ai_employment_type,
-                    r.ai_salary_min, r.ai_salary_max, r.ai_salary_currency)
+            WHERE r.wanted
             LIMIT $8
         ) AS r $q$;
     -- The same set, with the plan left to the planner (the GIN index for
@@ -111,11 +106,7 @@ DECLARE
             FROM canonical_jobs AS j
             WHERE j.job_document @@ $1 AND NOT coalesce(j.job_document @@ $2, false)
               AND j.posted_date >= $3 AND j.posted_date <= jobmatch_latest_posted()
-              AND jobmatch_job_fits($4, $5.willing_to_relocate, $6,
-                    $5.salary_min, $5.salary_max, $5.salary_currency,
-                    j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                    j.ai_work_arrangement, j.ai_employment_type,
-                    j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+              AND jobmatch_fits($5, $4, $6, j)
             ORDER BY j.posted_date DESC, j.id DESC
             LIMIT $7
         ) AS r $q$;

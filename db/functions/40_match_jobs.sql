@@ -110,6 +110,26 @@ AS $$
                      <= jobmatch_pay(pay_ceiling))))
 $$;
 
+-- "The job fits the seeker": the one call of jobmatch_job_fits every query
+-- makes, with the seeker's places and types already lower-cased
+-- (jobmatch_seeker_filters; NULL: no filter) and, with p_pay false, the
+-- seeker's pay left out. Inlined, the job's fields become plain columns of
+-- the scan (no whole row is formed).
+CREATE OR REPLACE FUNCTION jobmatch_fits(
+    u user_preferences, places text[], types text[], j canonical_jobs,
+    p_pay boolean DEFAULT TRUE
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_job_fits(places, u.willing_to_relocate, types,
+               CASE WHEN p_pay THEN u.salary_min END, CASE WHEN p_pay THEN u.salary_max END,
+               u.salary_currency,
+               j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+               j.ai_work_arrangement, j.ai_employment_type,
+               j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+$$;
+
 -- Share of the seeker's skills (already lower-cased) that the job names.
 -- One pass over the job's skills: this runs for every candidate.
 CREATE OR REPLACE FUNCTION jobmatch_skill_overlap(wanted text[], required text[], preferred text[])
@@ -120,6 +140,17 @@ AS $$
         ELSE (SELECT count(DISTINCT lower(btrim(skill))) FROM unnest(required || preferred) AS skill
               WHERE lower(btrim(skill)) = ANY (wanted))::double precision
              / cardinality(wanted) END
+$$;
+
+-- Whether seeker p_user_id is in the semantic rollout of p_share percent:
+-- a stable bucket 0-99 from md5(user_id), so a seeker keeps their group
+-- as the share grows, and a share of 100 is everyone.
+CREATE OR REPLACE FUNCTION jobmatch_in_semantic_share(p_user_id bigint, p_share integer)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_share >= 100
+        OR ('x' || left(md5(p_user_id::text), 8))::bit(32)::bigint % 100 < p_share
 $$;
 
 CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
@@ -140,6 +171,17 @@ RETURNS TABLE (
     match_method text
 )
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+-- Iterative index scans keep going until enough rows pass the window and
+-- model filters, so an ANN index never returns fewer rows than exist. Set on
+-- the function, these (and the probes set inside it) end with the call.
+SET "ivfflat.iterative_scan" = 'relaxed_order'
+SET "hnsw.iterative_scan" = 'relaxed_order'
+SET "ivfflat.probes" = 10
+SET "ivfflat.max_probes" = 32768
+SET "hnsw.ef_search" = 40
+SET "hnsw.max_scan_tuples" = 20000
 AS $$
 DECLARE
     s jobmatch_settings;
@@ -184,19 +226,15 @@ BEGIN
     END IF;
     v_query := user_keyword_query(u);
     v_skills := jobmatch_lower_set(u.technical_skills);
-    IF s.match_hard_filters THEN
-        v_places := jobmatch_lower_set(u.preferred_locations);
-        v_types := jobmatch_lower_set(u.employment_types);
-    END IF;
+    SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
 
     m := active_embedding_model();
-    IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model THEN
+    -- semantic_share: seekers outside the rollout get the keyword path
+    IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model
+       AND jobmatch_in_semantic_share(u.user_id, s.semantic_share) THEN
         -- Index knobs come from the model's row; the function's SET clauses
-        -- below make them end with the call.
-        PERFORM set_config('ivfflat.probes', m.ivfflat_probes::text, true);
-        PERFORM set_config('ivfflat.max_probes', coalesce(m.ivfflat_max_probes, 32768)::text, true);
-        PERFORM set_config('hnsw.ef_search', m.hnsw_ef_search::text, true);
-        PERFORM set_config('hnsw.max_scan_tuples', m.hnsw_max_scan_tuples::text, true);
+        -- make them end with the call.
+        PERFORM jobmatch_set_search_knobs(m);
         -- The planner does not cost detoasting and a distance per row, so with
         -- wide vectors it keeps scanning a big window exactly (bench/README.md):
         -- past exact_scan_max_rows, walk the index. Restored right after.
@@ -290,19 +328,3 @@ BEGIN
     END LOOP;
 END
 $$;
-
--- Iterative index scans keep going until enough rows pass the window and
--- model filters, so an ANN index never returns fewer rows than exist. Set on
--- the function, these (and the probes set inside it) end with the call.
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.probes" = 10;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "ivfflat.max_probes" = 32768;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.ef_search" = 40;
-ALTER FUNCTION match_jobs(bigint, integer)
-SET "hnsw.max_scan_tuples" = 20000;

@@ -5,14 +5,17 @@
 
 -- The indexed expression, e.g. job_embedding::halfvec(1536). match_jobs
 -- builds its ORDER BY from the same function, so the two always agree.
+-- p_normalized: the unit-length variant `jobmatch index tune` builds its
+-- candidate ivfflat indexes on (cosine distance is scale-free).
 CREATE OR REPLACE FUNCTION vector_search_expression(
-    p_column text, p_dimensions integer, p_halfvec boolean
+    p_column text, p_dimensions integer, p_halfvec boolean, p_normalized boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT format('%I::%s(%s)', p_column,
-                  CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END, p_dimensions)
+    SELECT format(CASE WHEN p_normalized THEN '(l2_normalize(%1$I::%2$s(%3$s))::%2$s(%3$s))'
+                       ELSE '%1$I::%2$s(%3$s)' END,
+                  p_column, CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END, p_dimensions)
 $$;
 
 -- match_jobs' nearest-neighbour search as query text, one definition for
@@ -26,7 +29,8 @@ $$;
 -- the stored vectors', as an exact search computes it, read with the row the
 -- scan fetches anyway. p_exact orders by distance + 0, which no index can serve.
 CREATE OR REPLACE FUNCTION jobmatch_nearest_jobs_sql(
-    p_model embedding_models, p_halfvec boolean, p_exact boolean DEFAULT FALSE
+    p_model embedding_models, p_halfvec boolean, p_exact boolean DEFAULT FALSE,
+    p_normalized boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -36,17 +40,97 @@ AS $$
         FROM canonical_jobs AS j
         WHERE j.job_embedding_model = %3$L
           AND j.posted_date >= $2 AND j.posted_date <= jobmatch_latest_posted()
-          AND jobmatch_job_fits($5, $4.willing_to_relocate, $6,
-                $4.salary_min, $4.salary_max, $4.salary_currency,
-                j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                j.ai_work_arrangement, j.ai_employment_type,
-                j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
-        ORDER BY (j.%1$s <=> $1::%2$s)%4$s
+          AND jobmatch_fits($4, $5, $6, j)
+        ORDER BY (%1$s <=> $1::%2$s)%4$s
         LIMIT $3 $q$,
-        vector_search_expression('job_embedding', p_model.dimensions, p_halfvec),
+        vector_search_expression('job_embedding', p_model.dimensions, p_halfvec, p_normalized),
         CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END || '(' || p_model.dimensions || ')',
         p_model.model,
         CASE WHEN p_exact THEN ' + 0' ELSE '' END)
+$$;
+
+-- The seeker's hard filters as match_jobs applies them inside the scan:
+-- places and employment types, lower-cased ($5 and $6 of the search), or
+-- NULL when match_hard_filters is off.
+CREATE OR REPLACE FUNCTION jobmatch_seeker_filters(u user_preferences)
+RETURNS TABLE (places text[], types text[])
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN s.match_hard_filters THEN jobmatch_lower_set(u.preferred_locations) END,
+           CASE WHEN s.match_hard_filters THEN jobmatch_lower_set(u.employment_types) END
+    FROM jobmatch_settings AS s
+$$;
+
+-- The nearest-neighbour search itself (jobmatch_nearest_jobs_sql) for
+-- seeker p_user_id: the pool of p_pool jobs match_jobs re-ranks, as
+-- `jobmatch index tune` measures it. The caller sets the index knobs
+-- (jobmatch_set_search_knobs) first.
+CREATE OR REPLACE FUNCTION jobmatch_nearest_jobs(
+    p_user_id bigint, p_pool integer, p_halfvec boolean,
+    p_exact boolean DEFAULT FALSE, p_normalized boolean DEFAULT FALSE
+)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    m embedding_models := active_embedding_model();
+    u user_preferences;
+    f record;
+BEGIN
+    SELECT * INTO u FROM user_preferences AS p WHERE p.user_id = p_user_id;
+    IF NOT FOUND OR u.user_embedding IS NULL OR u.embedding_model IS DISTINCT FROM m.model THEN
+        RETURN;
+    END IF;
+    SELECT * INTO f FROM jobmatch_seeker_filters(u);
+    RETURN QUERY EXECUTE jobmatch_nearest_jobs_sql(m, p_halfvec, p_exact, p_normalized)
+        USING u.user_embedding,
+              (SELECT current_date - s.match_window_days FROM jobmatch_settings AS s)::timestamptz,
+              p_pool, u, f.places, f.types;
+END
+$$;
+
+-- How the planner runs that search for seeker p_user_id (EXPLAIN): whether
+-- it walks the vector index (`jobmatch index tune` reports it).
+CREATE OR REPLACE FUNCTION jobmatch_nearest_jobs_plan(
+    p_user_id bigint, p_pool integer, p_halfvec boolean
+)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE  -- EXPLAIN is not allowed in a STABLE function
+AS $$
+DECLARE
+    u user_preferences;
+    f record;
+BEGIN
+    SELECT * INTO u FROM user_preferences AS p WHERE p.user_id = p_user_id;
+    SELECT * INTO f FROM jobmatch_seeker_filters(u);
+    RETURN QUERY EXECUTE 'EXPLAIN ' || jobmatch_nearest_jobs_sql(active_embedding_model(),
+                                                                  p_halfvec)
+        USING u.user_embedding,
+              (SELECT current_date - s.match_window_days FROM jobmatch_settings AS s)::timestamptz,
+              p_pool, u, f.places, f.types;
+END
+$$;
+
+-- The index knobs a search runs with, transaction-local: iterative scans
+-- (so filters never leave an answer short), their bounds, and probes
+-- (ivfflat) or ef_search (HNSW) from the model's row, or p_value for
+-- p_method when a sweep tries one. match_jobs, the drift check and
+-- `jobmatch index tune` all set them here.
+CREATE OR REPLACE FUNCTION jobmatch_set_search_knobs(
+    p_model embedding_models, p_method text DEFAULT NULL, p_value integer DEFAULT NULL
+)
+RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true),
+           set_config('hnsw.iterative_scan', 'relaxed_order', true),
+           set_config('ivfflat.probes', coalesce(CASE WHEN p_method = 'ivfflat' THEN p_value END,
+                                                 p_model.ivfflat_probes)::text, true),
+           set_config('ivfflat.max_probes', coalesce(p_model.ivfflat_max_probes, 32768)::text,
+                      true),
+           set_config('hnsw.ef_search', coalesce(CASE WHEN p_method = 'hnsw' THEN p_value END,
+                                                 p_model.hnsw_ef_search)::text, true),
+           set_config('hnsw.max_scan_tuples', p_model.hnsw_max_scan_tuples::text, true)
 $$;
 
 -- lists = rows / 1000 up to 1M rows, sqrt(rows) above (pgvector's advice).
@@ -241,6 +325,3 @@ AS $$
     SELECT jobmatch_window_rows(p_start)
            > coalesce(p_model.exact_scan_max_rows, 800000 / p_model.dimensions)
 $$;
-
-REVOKE ALL ON FUNCTION jobmatch_window_rows(timestamptz) FROM public;
-REVOKE ALL ON FUNCTION vector_index_walk(embedding_models, timestamptz) FROM public;

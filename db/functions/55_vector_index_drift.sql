@@ -29,6 +29,13 @@ RETURNS TABLE (
     warning text
 )
 LANGUAGE plpgsql
+-- the knobs set inside end with the call
+SET "ivfflat.iterative_scan" = 'relaxed_order'
+SET "hnsw.iterative_scan" = 'relaxed_order'
+SET "ivfflat.probes" = 10
+SET "ivfflat.max_probes" = 32768
+SET "hnsw.ef_search" = 40
+SET "hnsw.max_scan_tuples" = 20000
 AS $$
 DECLARE
     v_model embedding_models := active_embedding_model();
@@ -37,12 +44,9 @@ DECLARE
     v_entity text;
     v_column text;
     v_model_column text;
-    v_search text;
     v_start timestamptz;
     v_seeker user_preferences;
     v_pool integer;
-    v_places text[];
-    v_types text[];
     v_exact bigint[];
     v_ann bigint[];
     v_sum double precision;
@@ -125,17 +129,10 @@ BEGIN
                     b.entity);
             END IF;
             IF b.entity = 'job' AND coalesce(p_recall_sample, 0) > 0 THEN
-                -- match_jobs' search (jobmatch_nearest_jobs_sql), its pool of
+                -- match_jobs' search (jobmatch_nearest_jobs), its pool of
                 -- max(k, match_candidates), then the threshold.
-                v_search := 'SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), ''{}'')'
-                            ' FROM (%s) AS n WHERE 1 - n.distance >= $7';
                 v_pool := greatest(p_k, v_settings.match_candidates);
-                PERFORM set_config('ivfflat.probes', v_model.ivfflat_probes::text, true);
-                PERFORM set_config('ivfflat.max_probes',
-                                   coalesce(v_model.ivfflat_max_probes, 32768)::text, true);
-                PERFORM set_config('hnsw.ef_search', v_model.hnsw_ef_search::text, true);
-                PERFORM set_config('hnsw.max_scan_tuples',
-                                   v_model.hnsw_max_scan_tuples::text, true);
+                PERFORM jobmatch_set_search_knobs(v_model);
                 v_sum := 0; v_sum_sq := 0; v_n := 0;
                 FOR v_seeker IN
                     SELECT u.* FROM user_preferences AS u
@@ -143,18 +140,12 @@ BEGIN
                     ORDER BY md5(u.user_id::text)
                     LIMIT p_recall_sample
                 LOOP
-                    v_places := NULL; v_types := NULL;
-                    IF v_settings.match_hard_filters THEN
-                        v_places := jobmatch_lower_set(v_seeker.preferred_locations);
-                        v_types := jobmatch_lower_set(v_seeker.employment_types);
-                    END IF;
-                    EXECUTE format(v_search, jobmatch_nearest_jobs_sql(v_model, false, true))
-                        INTO v_exact USING v_seeker.user_embedding, v_start, v_pool, v_seeker,
-                                           v_places, v_types, v_model.similarity_threshold;
-                    EXECUTE format(v_search,
-                                   jobmatch_nearest_jobs_sql(v_model, v_model.index_halfvec))
-                        INTO v_ann USING v_seeker.user_embedding, v_start, v_pool, v_seeker,
-                                         v_places, v_types, v_model.similarity_threshold;
+                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_exact
+                    FROM jobmatch_nearest_jobs(v_seeker.user_id, v_pool, false, true) AS n
+                    WHERE 1 - n.distance >= v_model.similarity_threshold;
+                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_ann
+                    FROM jobmatch_nearest_jobs(v_seeker.user_id, v_pool, v_model.index_halfvec) AS n
+                    WHERE 1 - n.distance >= v_model.similarity_threshold;
                     IF cardinality(v_exact) > 0 THEN
                         v_one := (SELECT count(*) FROM unnest(v_ann) AS a
                                   WHERE a = ANY (v_exact))::double precision
@@ -187,19 +178,3 @@ BEGIN
     END LOOP;
 END
 $$;
-
--- The knobs set inside end with the call.
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.iterative_scan" = 'relaxed_order';
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.probes" = 10;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "ivfflat.max_probes" = 32768;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.ef_search" = 40;
-ALTER FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-SET "hnsw.max_scan_tuples" = 20000;
-REVOKE ALL ON FUNCTION vector_index_drift(double precision, integer, double precision, integer)
-FROM public;

@@ -1,61 +1,83 @@
 -- Least privilege. The bot may only call match_jobs; the worker may only
 -- use the queue API and its write path; everything else stays with the
 -- owner that runs migrations. Functions that cross those lines are
--- SECURITY DEFINER with a pinned search_path, so callers need no table
--- rights and cannot redirect them through objects of their own.
+-- SECURITY DEFINER with a pinned search_path, set on their own CREATE
+-- FUNCTION. This file creates roles and grants, nothing else.
 
--- Runs on every deploy (below): the CREATE OR REPLACE in the other files
--- resets these attributes, so they are applied again after them.
+-- Who may call what: the one list. Naming rule: the API has plain names,
+-- internals begin with `jobmatch_` (tests/test_roles.py holds every
+-- function of db/ to it). Callers: `bot` and `worker` (the roles below),
+-- `owner` (the operator's commands and the triggers: nobody else), and
+-- `public` for what PostgreSQL evaluates as whoever writes a job (the
+-- generated keyword document of canonical_jobs).
+CREATE OR REPLACE FUNCTION jobmatch_api()
+RETURNS TABLE (function_name text, caller text)
+LANGUAGE sql IMMUTABLE
+AS $$
+    VALUES
+    ('match_jobs', 'bot'),
+    ('claim_embedding_batch', 'worker'),
+    ('claim_embedding_backfill', 'worker'),
+    ('complete_embeddings', 'worker'),
+    ('fail_embeddings', 'worker'),
+    ('release_embeddings', 'worker'),
+    ('record_embedding_usage', 'worker'),
+    ('record_batch_usage', 'worker'),
+    ('record_api_batch', 'worker'),
+    ('finish_api_batch', 'worker'),
+    ('enqueue_stale_embeddings', 'worker'),
+    ('active_embedding_model', 'worker'),
+    ('embedding_budget_state', 'worker'),
+    ('set_embedding_model', 'owner'),
+    ('enqueue_embeddings', 'owner'),
+    ('requeue_dead_letters', 'owner'),
+    ('prune_jobs', 'owner'),
+    ('user_profile_text', 'owner'),
+    ('job_profile_text', 'owner'),
+    ('job_match_reasons', 'owner'),
+    ('user_keyword_query', 'owner'),
+    ('user_role_query', 'owner'),
+    ('ivfflat_lists_for', 'owner'),
+    ('vector_index_ddl', 'owner'),
+    ('vector_index_walk', 'owner'),
+    ('vector_search_expression', 'owner'),
+    ('build_vector_index', 'owner'),
+    ('record_vector_index_build', 'owner'),
+    ('vector_index_drift', 'owner'),
+    ('canonical_jobs_enqueue_changed', 'owner'),
+    ('canonical_jobs_dequeue_deleted', 'owner'),
+    ('user_preferences_enqueue_changed', 'owner'),
+    ('user_preferences_dequeue_deleted', 'owner'),
+    ('jobmatch_job_document', 'public')
+$$;
+
+-- The catalog rule, run on every deploy: PostgreSQL grants EXECUTE on new
+-- functions to PUBLIC; none of ours (the API above and every jobmatch_
+-- function, whatever file defines it) keeps that grant unless listed as
+-- `public`. Extension functions (pgvector's) are left alone.
 CREATE OR REPLACE FUNCTION jobmatch_secure_functions()
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    fn text;
-    -- Called by roles that must not touch the tables directly.
-    definer text[] := ARRAY[
-        'match_jobs(bigint, integer)',
-        'claim_embedding_batch(text, integer, interval)',
-        'complete_embeddings(text, text, text[], bigint[], uuid[], vector[])',
-        'fail_embeddings(text, text[], bigint[], text)',
-        'release_embeddings(text, text[], bigint[])',
-        'record_embedding_usage(text, bigint, bigint, bigint)',
-        'enqueue_stale_embeddings(interval, integer, integer)',
-        'active_embedding_model()',
-        -- triggers run as whoever writes jobs or preferences: the queue is ours
-        'enqueue_embeddings(text, bigint[])',
-        'canonical_jobs_enqueue_changed()',
-        'canonical_jobs_dequeue_deleted()',
-        'user_preferences_enqueue_changed()',
-        'user_preferences_dequeue_deleted()'
-    ];
+    fn regprocedure;
+    v_public boolean;
 BEGIN
-    FOREACH fn IN ARRAY definer LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = public, pg_temp', fn);
-    END LOOP;
-    -- PostgreSQL grants EXECUTE on new functions to PUBLIC; ours are not public.
-    FOR fn IN
-        SELECT p.oid::regprocedure::text
+    FOR fn, v_public IN
+        SELECT p.oid::regprocedure, coalesce(a.caller = 'public', false)
         FROM pg_proc AS p
+        LEFT JOIN jobmatch_api() AS a ON p.proname = a.function_name
         WHERE p.pronamespace = 'public'::regnamespace
-          AND p.proname = ANY (ARRAY[
-              'match_jobs', 'claim_embedding_batch', 'complete_embeddings', 'fail_embeddings',
-              'release_embeddings', 'record_embedding_usage', 'enqueue_stale_embeddings',
-              'enqueue_embeddings', 'requeue_dead_letters', 'set_embedding_model',
-              'active_embedding_model', 'user_profile_text', 'job_profile_text',
-              'job_match_reasons', 'user_keyword_query', 'user_role_query',
-              'jobmatch_keyword_pool', 'jobmatch_nearest_jobs_sql', 'vector_index_ddl',
-              'build_vector_index', 'record_vector_index_build',
-              'canonical_jobs_enqueue_changed', 'canonical_jobs_dequeue_deleted',
-              'user_preferences_enqueue_changed', 'user_preferences_dequeue_deleted',
-              'jobmatch_setup_roles', 'jobmatch_secure_functions',
-              'jobmatch_write_vectors', 'jobmatch_apply_vectors', 'jobmatch_sweep_stale_texts',
-              'jobmatch_job_vector_is_current', 'jobmatch_user_vector_is_current',
-              'jobmatch_worth_embedding', 'embedding_budget_state', 'jobmatch_claim',
-              'claim_embedding_backfill', 'record_api_batch', 'finish_api_batch',
-              'record_batch_usage'])
+          AND (a.function_name IS NOT NULL OR p.proname LIKE 'jobmatch\_%')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend AS d
+                          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                            AND d.deptype = 'e')
     LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+        IF v_public THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', fn);
+        ELSE
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+        END IF;
     END LOOP;
 END
 $$;
@@ -72,6 +94,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     r text;
+    fn regprocedure;
 BEGIN
     FOREACH r IN ARRAY ARRAY[p_bot_role, p_worker_role] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
@@ -84,20 +107,14 @@ BEGIN
         EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
     END LOOP;
 
-    EXECUTE format('GRANT EXECUTE ON FUNCTION match_jobs(bigint, integer) TO %I', p_bot_role);
-
-    EXECUTE format('GRANT EXECUTE ON FUNCTION claim_embedding_batch(text, integer, interval),'
-                   ' complete_embeddings(text, text, text[], bigint[], uuid[], vector[]),'
-                   ' fail_embeddings(text, text[], bigint[], text),'
-                   ' release_embeddings(text, text[], bigint[]),'
-                   ' record_embedding_usage(text, bigint, bigint, bigint),'
-                   ' enqueue_stale_embeddings(interval, integer, integer),'
-                   ' active_embedding_model(),'
-                   ' embedding_budget_state(text, bigint, numeric),'
-                   ' claim_embedding_backfill(text, integer, interval),'
-                   ' record_api_batch(text, text, text, text, text[], text[], bigint[], uuid[]),'
-                   ' finish_api_batch(text, text, text),'
-                   ' record_batch_usage(text, bigint, bigint) TO %I', p_worker_role);
+    FOR fn, r IN
+        SELECT p.oid::regprocedure, CASE a.caller WHEN 'bot' THEN p_bot_role ELSE p_worker_role END
+        FROM jobmatch_api() AS a
+        JOIN pg_proc AS p ON p.proname = a.function_name
+        WHERE a.caller IN ('bot', 'worker') AND p.pronamespace = 'public'::regnamespace
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', fn, r);
+    END LOOP;
     -- what the worker reads to check its model, its budget and its progress
     -- embedding_health: the worker's Prometheus gauges (--metrics-port)
     -- embedding_api_batches/_rows: what a restarted Batch API backfill resumes

@@ -93,16 +93,16 @@ def _model(conn) -> dict:
     return row
 
 
-def _expr(column: str, dims: int, halfvec: bool, normalized: bool = False) -> str:
-    kind = "halfvec" if halfvec else "vector"
-    base = f"{column}::{kind}({dims})"
-    return f"(l2_normalize({base})::{kind}({dims}))" if normalized else base
+def _expr(conn, column: str, dims: int, halfvec: bool, normalized: bool = False) -> str:
+    """The indexed expression, as match_jobs and the index builder write it."""
+    return conn.execute("SELECT vector_search_expression(%s, %s, %s, %s)",
+                        [column, dims, halfvec, normalized]).fetchone()[0]
 
 
 def find_index(conn, entity: str, model: dict) -> IndexInfo:
     """The live ANN index match_jobs uses for the active model's settings."""
     table, _key, column, model_col, _q = TABLES[entity]
-    expr = _expr(column, model["dimensions"], model["index_halfvec"])
+    expr = _expr(conn, column, model["dimensions"], model["index_halfvec"])
     rows = conn.execute(
         """SELECT c.relname, am.amname, pg_get_indexdef(i.indexrelid),
                   (SELECT option_value::int FROM pg_options_to_table(c.reloptions)
@@ -151,17 +151,12 @@ def window_start(conn):
 class Query:
     key: int
     vec: object
-    filters: dict | None = None  # the seeker's hard filters (job table)
 
 
 def _match_settings(conn) -> dict:
-    """match_jobs' settings that shape its nearest-neighbour scan (absent on
-    older schemas: no hard filters, a pool of k)."""
     cur = conn.execute("SELECT * FROM jobmatch_settings")
     row = dict(zip([c.name for c in cur.description], cur.fetchone()))
-    fits = conn.execute("SELECT to_regproc('jobmatch_job_fits') IS NOT NULL").fetchone()[0]
-    return {"candidates": row.get("match_candidates") or 0,
-            "hard_filters": bool(row.get("match_hard_filters")) and fits, "fits": fits}
+    return {"candidates": row.get("match_candidates") or 0}
 
 
 def sample_queries(conn, entity: str, model: dict, n: int, seed: int = 1) -> list[Query]:
@@ -184,64 +179,54 @@ def sample_queries(conn, entity: str, model: dict, n: int, seed: int = 1) -> lis
 
 
 def queries_for(conn, entity: str, keys: list[int]) -> list[Query]:
-    """The query vectors (and, for seekers, match_jobs' hard filters) of `keys`."""
+    """The queries of `keys`: seekers by key (the search reads their vector
+    and hard filters itself); for the user table, the jobs' vectors."""
     if not keys:
         return []
+    if entity == "job":
+        have = {r[0] for r in conn.execute(
+            "SELECT user_id FROM user_preferences WHERE user_id = ANY(%s)", [keys])}
+        return [Query(k, None) for k in keys if k in have]
     _t, _k, _c, _m, (qtable, qkey, qcol, _qm) = TABLES[entity]
-    if entity == "user":
-        rows = conn.execute(
-            sql.SQL("SELECT {k}, {c}::vector FROM {t} WHERE {k} = ANY(%s)").format(
-                k=sql.Identifier(qkey), t=sql.Identifier(qtable), c=sql.Identifier(qcol)),
-            [keys]).fetchall()
-        by_key = {k: Query(k, v) for k, v in rows}
-    else:
-        ms = _match_settings(conn)
-        hard = ms["hard_filters"]
-        places = "jobmatch_lower_set(u.preferred_locations)" if hard else "NULL::text[]"
-        types = "jobmatch_lower_set(u.employment_types)" if hard else "NULL::text[]"
-        rows = conn.execute(
-            f"SELECT u.user_id, u.user_embedding::vector, {places}, u.willing_to_relocate,"
-            f" {types}, u.salary_min, u.salary_max, u.salary_currency"
-            " FROM user_preferences AS u WHERE u.user_id = ANY(%s)", [keys]).fetchall()
-        by_key = {r[0]: Query(r[0], r[1], {
-            "places": r[2], "relocate": r[3], "types": r[4], "floor": r[5],
-            "ceiling": r[6], "currency": r[7]} if ms["fits"] else None) for r in rows}
+    rows = conn.execute(
+        sql.SQL("SELECT {k}, {c}::vector FROM {t} WHERE {k} = ANY(%s)").format(
+            k=sql.Identifier(qkey), t=sql.Identifier(qtable), c=sql.Identifier(qcol)),
+        [keys]).fetchall()
+    by_key = {k: Query(k, v) for k, v in rows}
     return [by_key[k] for k in keys if k in by_key]
 
 
-FITS = """
-              AND jobmatch_job_fits(%(places)s, %(relocate)s, %(types)s,
-                    %(floor)s, %(ceiling)s, %(currency)s,
-                    t.ai_city, t.ai_state, t.ai_country, t.ai_remote_allowed,
-                    t.ai_work_arrangement, t.ai_employment_type,
-                    t.ai_salary_min, t.ai_salary_max, t.ai_salary_currency)"""
+# Seekers' nearest jobs: match_jobs' own search (jobmatch_nearest_jobs in
+# db/functions/50_vector_index.sql), pool, window and hard filters included.
+JOB_SEARCH = sql.SQL("""
+    SELECT n.id FROM jobmatch_nearest_jobs(%(key)s, %(k)s, %(halfvec)s, %(exact)s, %(normalized)s)
+        AS n
+    WHERE 1 - n.distance >= %(threshold)s ORDER BY n.distance, n.id""")
 
 
-def search_sql(entity: str, model: dict, halfvec: bool, normalized: bool = False,
-               exact: bool = False, fits: bool = False) -> sql.SQL:
-    """match_jobs' nearest-neighbour CTE (job: window, the seeker's hard
-    filters, a pool of max(limit, match_candidates)) or its mirror for users;
-    the pool's ids that clear the threshold (on the stored vectors' distance,
-    as match_jobs), nearest first. `exact` orders by
-    distance + 0, which no index can serve: a full scan of the filtered rows."""
+def search_sql(conn, entity: str, model: dict, halfvec: bool, normalized: bool = False,
+               exact: bool = False) -> tuple[sql.Composable, dict]:
+    """The search a sweep measures and its fixed parameters: for jobs,
+    match_jobs' own (JOB_SEARCH); for users (no SQL search of seekers yet),
+    the nearest rows of the model by the same indexed expression. `exact`
+    orders by distance + 0, which no index can serve."""
+    fixed = {"halfvec": halfvec, "exact": exact, "normalized": normalized}
+    if entity == "job":
+        return JOB_SEARCH, fixed
     table, key, column, model_col, _q = TABLES[entity]
     dims = model["dimensions"]
-    expr = _expr(f"t.{column}", dims, halfvec, normalized)
+    expr = _expr(conn, f"t.{column}", dims, halfvec, normalized)
     cast = f"{'halfvec' if halfvec else 'vector'}({dims})"
-    where = ("AND t.posted_date >= %(start)s AND t.posted_date <= jobmatch_latest_posted()"
-             if entity == "job" else "")
-    if entity == "job" and fits:
-        where += FITS
     return sql.SQL(f"""
         WITH nearest AS MATERIALIZED (
             SELECT t.{key} AS id, t.{column} <=> %(q)s::vector AS distance
             FROM {table} AS t
-            WHERE t.{model_col} = {{model}} {where}
+            WHERE t.{model_col} = {{model}}
             ORDER BY ({expr} <=> %(q)s::{cast}){" + 0" if exact else ""}
             LIMIT %(k)s
         )
         SELECT id FROM nearest WHERE 1 - distance >= %(threshold)s ORDER BY distance, id
-    """).format(model=sql.Literal(model["model"]))
+    """).format(model=sql.Literal(model["model"])), fixed
 
 
 def _force_index(conn) -> None:
@@ -252,55 +237,41 @@ def _force_index(conn) -> None:
     conn.execute("SET LOCAL enable_sort = off")
 
 
-def _set_knobs(conn, model: dict, method: str, value: int) -> None:
-    conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    conn.execute(sql.SQL("SET LOCAL ivfflat.max_probes = {}").format(
-        sql.Literal(int(model["ivfflat_max_probes"] or 32768))))
-    conn.execute(sql.SQL("SET LOCAL hnsw.max_scan_tuples = {}").format(
-        sql.Literal(int(model["hnsw_max_scan_tuples"]))))
-    if method == "ivfflat":
-        conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(sql.Literal(int(value))))
-    else:
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(int(value))))
+def _set_knobs(conn, method: str, value: int) -> None:
+    conn.execute("SELECT jobmatch_set_search_knobs(m, %s, %s) FROM active_embedding_model() AS m",
+                 [method, int(value)])
 
 
-def _params(q: Query, start, pool, threshold) -> dict:
-    return {"q": q.vec, "start": start, "k": pool, "threshold": threshold,
-            **(q.filters or {"places": None, "relocate": None, "types": None, "floor": None,
-                             "ceiling": None, "currency": None})}
-
-
-def _has_filters(queries: list[Query]) -> bool:
-    return any(q.filters is not None for q in queries)
+def _params(q: Query, pool, threshold, fixed: dict) -> dict:
+    return {"key": q.key, "q": q.vec, "k": pool, "threshold": threshold, **fixed}
 
 
 def exact_answers(conn, entity: str, model: dict, queries: list[Query], pool: int,
-                  threshold: float, start) -> dict:
+                  threshold: float) -> dict:
     """The pool by exact cosine (full precision, no ANN index), same window,
     filters and threshold."""
-    q = search_sql(entity, model, halfvec=False, exact=True, fits=_has_filters(queries))
+    q, fixed = search_sql(conn, entity, model, halfvec=False, exact=True)
     out = {}
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
         for query in queries:
-            out[query.key] = [r[0] for r in conn.execute(q, _params(query, start, pool,
-                                                                     threshold))]
+            out[query.key] = [r[0] for r in conn.execute(q, _params(query, pool, threshold,
+                                                                     fixed))]
     return out
 
 
 def measure(conn, entity: str, model: dict, method: str, halfvec: bool, value: int,
-            queries: list[Query], exact: dict, pool: int, threshold: float, start,
+            queries: list[Query], exact: dict, pool: int, threshold: float,
             normalized: bool = False) -> Point:
-    q = search_sql(entity, model, halfvec, normalized, fits=_has_filters(queries))
+    q, fixed = search_sql(conn, entity, model, halfvec, normalized)
     recalls, times = [], []
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
         _force_index(conn)
-        _set_knobs(conn, model, method, value)
+        _set_knobs(conn, method, value)
         for query in queries:
             t0 = time.perf_counter()
-            got = [r[0] for r in conn.execute(q, _params(query, start, pool, threshold))]
+            got = [r[0] for r in conn.execute(q, _params(query, pool, threshold, fixed))]
             times.append(time.perf_counter() - t0)
             want = exact.get(query.key) or []
             if want:
@@ -311,12 +282,16 @@ def measure(conn, entity: str, model: dict, method: str, halfvec: bool, value: i
 
 
 def planner_uses_index(conn, entity: str, model: dict, index: IndexInfo, query: Query,
-                       pool: int, threshold: float, start) -> bool:
+                       pool: int, threshold: float) -> bool:
     """Whether match_jobs' search, planned as usual, walks `index`."""
-    q = search_sql(entity, model, index.halfvec, fits=query.filters is not None)
     with conn.transaction():
-        plan = conn.execute(sql.SQL("EXPLAIN ") + q,
-                            _params(query, start, pool, threshold)).fetchall()
+        if entity == "job":
+            plan = conn.execute("SELECT * FROM jobmatch_nearest_jobs_plan(%s, %s, %s)",
+                                [query.key, pool, index.halfvec]).fetchall()
+        else:
+            q, fixed = search_sql(conn, entity, model, index.halfvec)
+            plan = conn.execute(sql.SQL("EXPLAIN ") + q,
+                                _params(query, pool, threshold, fixed)).fetchall()
     return index.name in " ".join(r[0] for r in plan)
 
 
@@ -329,7 +304,7 @@ def _grid(method: str, lists: int | None, settings: list[int] | None) -> list[in
 
 
 def sweep(conn, entity: str, model: dict, method: str, halfvec: bool, grid: list[int],
-          queries, exact, pool, threshold, start, target: float, extra: int = 2,
+          queries, exact, pool, threshold, target: float, extra: int = 2,
           normalized: bool = False, lists: int | None = None,
           candidate: bool = False) -> list[Point]:
     """Measures grid settings in increasing order; stops `extra` settings after
@@ -337,11 +312,11 @@ def sweep(conn, entity: str, model: dict, method: str, halfvec: bool, grid: list
     points: list[Point] = []
     # warm the index and heap pages up once, at a middle setting
     measure(conn, entity, model, method, halfvec, grid[len(grid) // 2], queries[:20], exact,
-            pool, threshold, start, normalized)
+            pool, threshold, normalized)
     met_at = None
     for i, value in enumerate(grid):
         p = measure(conn, entity, model, method, halfvec, value, queries, exact, pool,
-                    threshold, start, normalized)
+                    threshold, normalized)
         p.lists, p.candidate = lists, candidate
         points.append(p)
         if met_at is None and p.recall >= target:
@@ -369,7 +344,7 @@ def _build_candidate(conn, entity: str, model: dict, index: IndexInfo, lists: in
     name = f"{table}_tune_lists{lists}"
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
     ops = "halfvec_cosine_ops" if halfvec else "vector_cosine_ops"
-    expr = _expr(column, model["dimensions"], halfvec, normalized=True)
+    expr = _expr(conn, column, model["dimensions"], halfvec, normalized=True)
     conn.execute(sql.SQL(
         f"CREATE INDEX CONCURRENTLY {{}} ON {{}} USING ivfflat ({expr} {ops})"
         " WITH (lists = {}) WHERE {}").format(
@@ -402,7 +377,6 @@ def tune(conn: psycopg.Connection, entity: str = "job", sample: int = 100,
     index = find_index(conn, entity, model)
     knob = "ivfflat_probes" if index.method == "ivfflat" else "hnsw_ef_search"
     threshold = float(model["similarity_threshold"]) if entity == "job" else -1.0
-    start = window_start(conn)
     pool = candidate_pool(conn, entity, k)
     if queries is None:
         queries = sample_queries(conn, entity, model, sample, seed)
@@ -411,16 +385,16 @@ def tune(conn: psycopg.Connection, entity: str = "job", sample: int = 100,
                         if entity == "job" else "no sample: no jobs with a vector in the window")
     log(f"sample: {len(queries)} queries; computing exact answers")
     if exact is None:
-        exact = exact_answers(conn, entity, model, queries, pool, threshold, start)
+        exact = exact_answers(conn, entity, model, queries, pool, threshold)
     answered = sum(1 for q in queries if exact.get(q.key))
     index.planner_uses_index = planner_uses_index(conn, entity, model, index, queries[0], pool,
-                                                  threshold, start)
+                                                  threshold)
     result = TuneResult(index, knob, int(model[knob]), target, pool, answered,
                         threshold if entity == "job" else None)
     grid = _grid(index.method, index.lists, settings)
     log(f"sweeping {knob} on {index.name}")
     result.points = sweep(conn, entity, model, index.method, index.halfvec, grid, queries, exact,
-                          pool, threshold, start, target, lists=index.lists)
+                          pool, threshold, target, lists=index.lists)
     for lists in candidate_lists or []:
         if index.method != "ivfflat":
             result.advice.append("candidate lists apply to ivfflat indexes only; skipped")
@@ -433,7 +407,7 @@ def tune(conn: psycopg.Connection, entity: str = "job", sample: int = 100,
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(index.table)))
             pts = sweep(conn, entity, model, "ivfflat", index.halfvec,
                         _grid("ivfflat", lists, settings), queries, exact, pool, threshold,
-                        start, target, normalized=True, lists=lists, candidate=True)
+                        target, normalized=True, lists=lists, candidate=True)
         finally:
             conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
                 sql.Identifier(name)))
