@@ -153,6 +153,119 @@ AS $$
         OR ('x' || left(md5(p_user_id::text), 8))::bit(32)::bigint % 100 < p_share
 $$;
 
+-- The seeker's words as English lexemes (to_tsvector, as job_document is
+-- built), for word-level overlaps: people rarely write a skill or a title
+-- the way a posting does, but they share its words. Role words leave out
+-- words that say the level or nothing of the work ('Senior', 'Officer'...),
+-- so 'Senior Accountant' is evidence of 'Accountant', not of 'Senior Driver'.
+CREATE OR REPLACE FUNCTION jobmatch_words(items text[], generic boolean DEFAULT true)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(array_agg(w.word), '{}')
+    FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig,
+        coalesce(array_to_string(items, ' '), '')))) AS w (word)
+    WHERE generic OR w.word <> ALL (ARRAY[
+        'senior', 'junior', 'lead', 'head', 'chief', 'princip', 'trainee', 'intern',
+        'entri', 'level', 'mid', 'graduat', 'staff', 'offic', 'associ', 'assist',
+        'job', 'work', 'role', 'posit', 'experienc', 'expert', 'specialist', 'i',
+        'ii', 'iii', 'manag', 'supervisor', 'coordin', 'executive', 'execut', 'worker'
+    ])
+$$;
+
+-- Share of the seeker's words (jobmatch_words) found among the job's words
+-- of the given job_document weights ('{a}': titles, '{b,c}': skills).
+-- Array work on ~30 lexemes: cheap enough for every candidate.
+CREATE OR REPLACE FUNCTION jobmatch_word_share(
+    wanted text[], document tsvector, weights "char"[]
+)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN coalesce(cardinality(wanted), 0) = 0 OR document IS NULL THEN 0
+        ELSE (SELECT count(*) FROM unnest(tsvector_to_array(ts_filter(document, weights))) AS w
+              WHERE w = ANY (wanted))::double precision / cardinality(wanted) END
+$$;
+
+-- Seniority as a number: Entry/Junior/Intern 0, Mid 1, Senior 2, Lead and
+-- Manager 3; NULL if not recognised.
+CREATE OR REPLACE FUNCTION jobmatch_level_rank(level text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN level ~* '(entry|junior|intern|graduate|trainee|fresh)' THEN 0
+        WHEN level ~* '(mid|intermediate|associate)' THEN 1
+        WHEN level ~* 'senior' THEN 2
+        WHEN level ~* '(lead|manager|head|director|principal|executive)' THEN 3
+    END
+$$;
+
+-- How far a job's seniority is from the seeker's, 0 (fits or unknown) to 1:
+-- by years when both sides state them (short of the job's minimum counts
+-- fully, beyond its maximum by more than 3 years counts half), else by
+-- level (each level apart a third). A ranking term, never a filter: a senior
+-- seeker and an entry-level job are a weak match, not no match.
+CREATE OR REPLACE FUNCTION jobmatch_experience_gap(
+    seeker_level text, seeker_years numeric,
+    job_levels text[], job_years_min integer, job_years_max integer
+)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN seeker_years IS NOT NULL AND seeker_years >= 0
+             AND coalesce(nullif(job_years_min, 0), nullif(job_years_max, 0)) IS NOT NULL
+            THEN least(1, (greatest(0, coalesce(job_years_min, 0) - seeker_years)
+                           + 0.5 * greatest(0, seeker_years
+                                  - coalesce(nullif(job_years_max, 0), job_years_min) - 3))
+                          / 4.0)::double precision
+        ELSE coalesce((SELECT min(abs(jobmatch_level_rank(l) - jobmatch_level_rank(seeker_level)))
+                       FROM unnest(job_levels) AS l) / 3.0, 0)::double precision
+    END
+$$;
+
+-- The one stated constraint a job that does not fit breaks, in words, with
+-- what the seeker asked for: 'Full-time (you asked for Contract)'; NULL if
+-- it breaks more than one. A near miss is a job with such a reason.
+CREATE OR REPLACE FUNCTION jobmatch_near_miss_reason(
+    u user_preferences, j canonical_jobs, places text[], types text[]
+)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        -- relaxing only the places makes it fit: the place is the one broken
+        WHEN jobmatch_job_fits(NULL, u.willing_to_relocate, types,
+                 u.salary_min, u.salary_max, u.salary_currency,
+                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                 j.ai_work_arrangement, j.ai_employment_type,
+                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+            THEN 'In ' || coalesce(nullif(concat_ws(', ', btrim(j.ai_city), btrim(j.ai_state)), ''),
+                                   btrim(j.ai_country), btrim(j.location), 'another place')
+                 || ' (you asked for ' || jobmatch_join(u.preferred_locations) || ')'
+        WHEN jobmatch_job_fits(places, u.willing_to_relocate, NULL,
+                 u.salary_min, u.salary_max, u.salary_currency,
+                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                 j.ai_work_arrangement, j.ai_employment_type,
+                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+            THEN btrim(j.ai_employment_type)
+                 || ' (you asked for ' || jobmatch_join(u.employment_types) || ')'
+        WHEN jobmatch_job_fits(places, u.willing_to_relocate, types,
+                 NULL, NULL, u.salary_currency,
+                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
+                 j.ai_work_arrangement, j.ai_employment_type,
+                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+            THEN 'Pays ' || coalesce(j.ai_salary_currency, 'NGN') || ' '
+                 || concat_ws('-', jobmatch_short_amount(nullif(j.ai_salary_min, 0)),
+                              jobmatch_short_amount(nullif(j.ai_salary_max, 0)))
+                 || ' (you asked for '
+                 || concat_ws('-', jobmatch_short_amount(nullif(u.salary_min, 0)),
+                              jobmatch_short_amount(nullif(u.salary_max, 0)))
+                 || CASE WHEN nullif(u.salary_max, 0) IS NULL THEN '+' ELSE '' END || ')'
+    END
+$$;
+
 CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
 RETURNS TABLE (
     job_id bigint,
@@ -192,7 +305,10 @@ DECLARE
     v_query tsquery;
     v_places text[];
     v_types text[];
-    v_skills text[];
+    v_skill_words text[];
+    v_role_words text[];
+    v_near_misses integer := 0;
+    v_searched boolean := false;
     v_enable_sort text;
     v_rows bigint;
     v_strict tsquery;
@@ -225,8 +341,12 @@ BEGIN
         RETURN;
     END IF;
     v_query := user_keyword_query(u);
-    v_skills := jobmatch_lower_set(u.technical_skills);
+    v_skill_words := jobmatch_words(u.technical_skills);
+    v_role_words := jobmatch_words(u.job_roles, false);
     SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
+    IF s.match_hard_filters THEN
+        v_near_misses := s.match_near_misses;
+    END IF;
 
     m := active_embedding_model();
     -- semantic_share: seekers outside the rollout get the keyword path
@@ -244,19 +364,55 @@ BEGIN
             v_enable_sort := current_setting('enable_sort');
             PERFORM set_config('enable_sort', 'off', true);
         END IF;
-        -- The nearest jobs that fit the seeker's stated constraints
-        -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
-        -- own words.
+        -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
+        -- nearest jobs that fit the seeker's stated constraints, and the
+        -- nearest jobs of the window whatever the constraints ("open"). The
+        -- open ones set the seeker's own reference (the best similarity of
+        -- any job) for the relevance floor, and offer the near misses.
+        -- Each is scored: cosine, plus the seeker's words (keyword rank,
+        -- skill words, role words in the job's titles), less the experience
+        -- gap, plus a little for freshness (ties go to the newer job).
+        -- Relevant: a role word in the job's titles, or similarity within
+        -- the model's relevance_margin of the seeker's reference. Only
+        -- relevant jobs are returned: fitting ones first ('semantic'), then
+        -- up to match_near_misses that break exactly one stated constraint
+        -- ('near_miss', the reason first in match_reasons).
         RETURN QUERY EXECUTE format($q$
-            WITH nearest AS MATERIALIZED (%s), scored AS (
-                SELECT j, 1 - n.distance AS similarity,
-                       (1 - n.distance)
+            WITH nearest AS MATERIALIZED (%s), open AS MATERIALIZED (%s),
+            reference AS (
+                SELECT max(1 - c.distance) AS best
+                FROM (SELECT distance FROM nearest UNION ALL SELECT distance FROM open) AS c
+            ), candidates AS (
+                SELECT n.id, n.distance, true AS fits FROM nearest AS n
+                UNION ALL
+                SELECT o.id, o.distance, false FROM open AS o
+                WHERE $14 > 0 AND NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
+            ), scored AS (
+                SELECT j, c.fits, 1 - c.distance AS similarity,
+                       jobmatch_word_share($16, j.job_document, '{a}') AS title_share,
+                       (1 - c.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
-                       + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
-                                                      j.ai_preferred_skills) AS score
-                FROM nearest AS n
-                INNER JOIN canonical_jobs AS j ON j.id = n.id
-                WHERE 1 - n.distance >= $8
+                       + $12 * jobmatch_word_share($9, j.job_document, '{b,c}')
+                       + $13 * jobmatch_word_share($16, j.job_document, '{a}')
+                       - $17 * jobmatch_experience_gap($4.experience_level,
+                                 $4.years_of_experience, j.ai_job_level,
+                                 j.ai_years_experience_min, j.ai_years_experience_max)
+                       + $18 * greatest(0, 1 - extract(epoch FROM $19 - j.posted_date)
+                                           / greatest(extract(epoch FROM $19 - $2), 1))
+                           AS score,
+                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, j, $5, $6) END
+                           AS miss
+                FROM candidates AS c
+                INNER JOIN canonical_jobs AS j ON j.id = c.id
+                CROSS JOIN reference AS r
+                WHERE 1 - c.distance >= $8
+                  AND (1 - c.distance >= r.best - $15
+                       OR jobmatch_word_share($16, j.job_document, '{a}') > 0)
+            ), kept AS (
+                SELECT * FROM scored AS c WHERE c.fits
+                UNION ALL
+                (SELECT * FROM scored AS c WHERE NOT c.fits AND c.miss IS NOT NULL
+                 ORDER BY c.score DESC, (c.j).id LIMIT $14)
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
@@ -265,17 +421,26 @@ BEGIN
                    jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
-                   round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
-                   job_match_reasons($4, c.j, c.similarity),
-                   'semantic'::text
-            FROM scored AS c
-            ORDER BY c.score DESC, (c.j).id
+                   round(100 * least(1, greatest(0, c.score))::numeric
+                         / (1 + $11 + $12 + $13)::numeric, 1),
+                   CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
+                        ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
+                   CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text
+            FROM kept AS c
+            ORDER BY c.fits DESC, c.score DESC, (c.j).id
             LIMIT $7
         $q$, CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
-                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END)
+                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
+             -- the same search with no constraint: no places, no types, no pay
+             replace(CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
+                          ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
+                     'jobmatch_fits($4, $5, $6, j)', 'jobmatch_fits($4, $20, $20, j, false)'))
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
-              v_places, v_types, v_limit, m.similarity_threshold, v_skills, v_query,
-              s.rank_keyword_weight, s.rank_skill_weight;
+              v_places, v_types, v_limit, m.similarity_threshold, v_skill_words, v_query,
+              s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
+              v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
+              s.rank_experience_weight, s.rank_freshness_weight, now(),
+              NULL::text[];
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);
@@ -283,6 +448,7 @@ BEGIN
         IF v_rows > 0 THEN
             RETURN;
         END IF;
+        v_searched := true;
     END IF;
 
     IF v_query IS NULL THEN
@@ -300,6 +466,9 @@ BEGIN
     v_rows := 0;
     FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
         CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
+        -- a seeker with a vector whose nearest jobs were not relevant gets
+        -- jobs naming their role, never the jobs that only share a word
+        EXIT WHEN v_searched AND v_match IS DISTINCT FROM v_strict;
         v_ids := jobmatch_keyword_pool(v_match, v_exclude, v_window_start, u,
                                        v_places, v_types, v_pool);
         RETURN QUERY

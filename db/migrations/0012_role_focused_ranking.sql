@@ -1,0 +1,34 @@
+-- depends: 0009_hnsw_halfvec_default
+-- Role-focused matching (issue #13): profile texts now embed only what says
+-- what the work is (10_profile_text.sql), so every stored vector is re-made
+-- through the refresh (a new profile_text_version); match_jobs returns only
+-- relevant jobs (a floor relative to the seeker's best, per model), near
+-- misses that break one stated constraint, and ranks by word overlaps,
+-- experience and freshness besides cosine. Weights are the DBA's, here.
+
+UPDATE jobmatch_settings
+SET profile_text_version = profile_text_version + 1;
+
+ALTER TABLE jobmatch_settings
+ADD COLUMN rank_title_weight double precision NOT NULL DEFAULT 0.04
+CHECK (rank_title_weight >= 0),
+ADD COLUMN rank_experience_weight double precision NOT NULL DEFAULT 0.01
+CHECK (rank_experience_weight >= 0),
+ADD COLUMN rank_freshness_weight double precision NOT NULL DEFAULT 0.005
+CHECK (rank_freshness_weight >= 0),
+ADD COLUMN match_near_misses integer NOT NULL DEFAULT 3
+CHECK (match_near_misses BETWEEN 0 AND 100);
+
+-- 100 candidates instead of 20 (bench/quality/README.md), where the DBA
+-- kept the default.
+UPDATE jobmatch_settings SET match_candidates = 100 WHERE match_candidates = 20;
+
+-- How far below the seeker's best similarity (any job of the window) a job
+-- may be and still count as relevant without sharing a role word with the
+-- seeker. NULL: no floor. Cosine scales differ per model.
+ALTER TABLE embedding_models
+ADD COLUMN relevance_margin double precision
+CHECK (relevance_margin >= 0);
+
+UPDATE embedding_models SET relevance_margin = 0.03
+WHERE model = 'multilingual-e5-small';
