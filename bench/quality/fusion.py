@@ -197,20 +197,63 @@ def split(data, seed: int):
     return tr, te
 
 
-def baseline(conn, data, users, sql) -> dict:
-    truth = judge(data)
-    nd, none_rel, g0, n = [], [], 0, 0
+def answers(conn, users, sql) -> dict[int, list[int]]:
+    return {u: [r[0] for r in conn.execute(sql, {"user_id": u}).fetchall()] for u in users}
+
+
+def baseline(truth, pairs, got: dict[int, list[int]], users) -> dict:
+    """Scores of a matcher's stored answers; unrelated = a job of another
+    ISCO minor group than the seeker's (grade 0 before the constraints)."""
+    nd, none_rel, g0, unrel, n = [], [], 0, 0, 0
     for u in users:
-        ids = [r[0] for r in conn.execute(sql, {"user_id": u}).fetchall()]
+        ids = got[u]
         gains = [truth[u].gains.get(j, 0) for j in ids]
+        base = dict(zip(pairs[u].job.tolist(), pairs[u].base.tolist()))
         if truth[u].all_gains:
             nd.append(m.ndcg(gains, truth[u].all_gains))
         if truth[u].n_relevant:
             none_rel.append(not any(g == 3 for g in gains))
         g0 += sum(1 for g in gains if g == 0)
+        unrel += sum(1 for j in ids if base.get(j, 0) == 0)
         n += len(ids)
     return {"ndcg": float(np.mean(nd)), "nothing_relevant": float(np.mean(none_rel)),
-            "grade0_share": g0 / max(n, 1), "per_seeker_ndcg": nd}
+            "grade0_share": g0 / max(n, 1), "unrelated_share": unrel / max(n, 1),
+            "mean_len": n / max(len(users), 1), "per_seeker_ndcg": nd}
+
+
+def robustness(url, data, seed: int) -> None:
+    """match_jobs, plan and keyword on the variant seekers, by kind, beside
+    the same seekers as originally written."""
+    import dataclasses
+
+    from .load import SEEKER_COLUMNS, _copy, default_cache, embed_all
+    from .matchers import JOBMATCH, KEYWORD, PLAN
+    from .variants import KINDS, OFFSET, variants
+    vs, kinds = variants(data, seed)
+    both = dataclasses.replace(data, seekers=data.seekers + vs)
+    with jm_db.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM user_preferences WHERE user_id >= %s", [OFFSET])
+        _copy(conn, "user_preferences", SEEKER_COLUMNS, [v.row for v in vs])
+        log(f"variants: {embed_all(conn, default_cache())}")
+        users = [s.user_id for s in both.seekers]
+        pairs = features(conn, both, users)
+        truth = judge(both)
+        got = {name: answers(conn, users, sql) for name, sql in
+               (("match_jobs", JOBMATCH.sql), ("plan", PLAN.sql), ("keyword", KEYWORD.sql))}
+    print(f"\nrobustness: the same seekers written otherwise (one variant each), nDCG@10"
+          f" / nothing relevant / unrelated share")
+    print(f"{'variant':<10} {'seekers':>7} " + " ".join(f"{n:>26}" for n in got))
+    for kind in ("original", *KINDS):
+        if kind == "original":
+            us = [s.user_id for s in data.seekers]
+        else:
+            us = [u for u, k in kinds.items() if k == kind]
+        cells = []
+        for name in got:
+            r = baseline(truth, pairs, got[name], us)
+            cells.append(f"{r['ndcg']:.3f} / {100 * r['nothing_relevant']:4.1f}% / "
+                         f"{100 * r['unrelated_share']:4.1f}%")
+        print(f"{kind:<10} {len(us):>7} " + " ".join(f"{c:>26}" for c in cells))
 
 
 def ci95(xs) -> tuple[float, float, float]:
@@ -225,12 +268,14 @@ def ci95(xs) -> tuple[float, float, float]:
 
 
 def main(argv=None) -> int:
-    from .matchers import KEYWORD, PLAN
+    from .matchers import JOBMATCH, KEYWORD, PLAN
     ap = argparse.ArgumentParser(prog="python -m bench.quality.fusion", description=__doc__)
     ap.add_argument("--tier", default="full")
     ap.add_argument("--seed", type=int, default=0, help="data set seed")
     ap.add_argument("--splits", type=int, default=5, help="split seeds 0..N-1")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--variants", action="store_true",
+                    help="also load and score the robustness variants (bench/quality/variants.py)")
     ap.add_argument("--reuse", action="store_true",
                     help="use the tier's benchmark database as the last run left it "
                          "(functions re-applied, no reload)")
@@ -254,14 +299,16 @@ def main(argv=None) -> int:
         pairs = features(conn, data, users)
         log(f"features: {sum(len(p.job) for p in pairs.values())} pairs in "
             f"{time.monotonic() - started:.0f}s")
-        base = {"plan": PLAN.sql, "keyword": KEYWORD.sql}
+        truth = judge(data)
+        got = {name: answers(conn, users, sql) for name, sql in
+               (("match_jobs", JOBMATCH.sql), ("plan", PLAN.sql), ("keyword", KEYWORD.sql))}
         rows = []
         for sd in range(args.splits):
             tr, te = split(data, sd)
             w, r_tr = fit(pairs, tr)
             r_te = evaluate(pairs, te, w)
             shipped = evaluate(pairs, te, Weights())
-            b = {k: baseline(conn, data, te, sql) for k, sql in base.items()}
+            b = {k: baseline(truth, pairs, g, te) for k, g in got.items()}
             rows.append({"split": sd, "weights": w.__dict__, "fit": {k: v for k, v in r_tr.items()
                                                                      if k != "per_seeker_ndcg"},
                          "held_out": {k: v for k, v in r_te.items() if k != "per_seeker_ndcg"},
@@ -270,20 +317,25 @@ def main(argv=None) -> int:
                          **{k: {kk: vv for kk, vv in v.items() if kk != "per_seeker_ndcg"}
                             for k, v in b.items()}})
             log(f"split {sd}: fit {r_tr['ndcg']:.3f} held-out {r_te['ndcg']:.3f} "
-                f"(defaults {shipped['ndcg']:.3f}, plan {b['plan']['ndcg']:.3f}, "
+                f"(defaults {shipped['ndcg']:.3f}, match_jobs {b['match_jobs']['ndcg']:.3f}, plan {b['plan']['ndcg']:.3f}, "
                 f"keyword {b['keyword']['ndcg']:.3f}) nothing {r_te['nothing_relevant']:.3f} "
                 f"weights {w}")
     print(f"\nheld-out ISCO minor groups, {args.splits} splits (mean, 95% CI over splits)")
-    print(f"{'ranking':<22} {'nDCG@10':>8} {'95% CI':>17} {'nothing rel.':>13} "
-          f"{'grade-0 share':>14}")
+    print(f"{'ranking':<26} {'nDCG@10':>8} {'95% CI':>17} {'nothing rel.':>13} "
+          f"{'grade 0':>8} {'unrelated':>10} {'rows':>5}")
     for name, key in (("fitted on the other half", "held_out"),
-                      ("shipped defaults", "shipped_defaults"),
+                      ("defaults (replay)", "shipped_defaults"),
+                      ("match_jobs (SQL)", "match_jobs"),
                       ("plan", "plan"), ("keyword", "keyword")):
         mean, lo, hi = ci95([r[key]["ndcg"] for r in rows])
         nothing = np.mean([r[key]["nothing_relevant"] for r in rows])
         g0 = np.mean([r[key]["grade0_share"] for r in rows])
-        print(f"{name:<22} {mean:>8.3f} [{lo:.3f}, {hi:.3f}] {100 * nothing:>12.1f}% "
-              f"{100 * g0:>13.1f}%")
+        un = np.mean([r[key]["unrelated_share"] for r in rows])
+        ln = np.mean([r[key]["mean_len"] for r in rows])
+        print(f"{name:<26} {mean:>8.3f} [{lo:.3f}, {hi:.3f}] {100 * nothing:>12.1f}% "
+              f"{100 * g0:>7.1f}% {100 * un:>9.1f}% {ln:>5.1f}")
+    if args.variants:
+        robustness(url, data, args.seed)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(rows, fh, indent=2, default=float)

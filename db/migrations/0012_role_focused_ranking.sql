@@ -1,4 +1,4 @@
--- depends: 0009_hnsw_halfvec_default
+-- depends: 0010_write_back_safety
 -- Role-focused matching (issue #13): profile texts now embed only what says
 -- what the work is (10_profile_text.sql), so every stored vector is re-made
 -- through the refresh (a new profile_text_version); match_jobs returns only
@@ -21,7 +21,9 @@ CHECK (match_near_misses BETWEEN 0 AND 100);
 
 -- 100 candidates instead of 20 (bench/quality/README.md), where the DBA
 -- kept the default.
-UPDATE jobmatch_settings SET match_candidates = 100 WHERE match_candidates = 20;
+UPDATE jobmatch_settings
+SET match_candidates = 100
+WHERE match_candidates = 20;
 
 -- How far below the seeker's best similarity (any job of the window) a job
 -- may be and still count as relevant without sharing a role word with the
@@ -30,5 +32,6 @@ ALTER TABLE embedding_models
 ADD COLUMN relevance_margin double precision
 CHECK (relevance_margin >= 0);
 
-UPDATE embedding_models SET relevance_margin = 0.03
+UPDATE embedding_models
+SET relevance_margin = 0.03
 WHERE model = 'multilingual-e5-small';
