@@ -537,3 +537,63 @@ def test_keyword_candidates_must_be_sensible(conn):
         with pytest.raises(error):
             conn.execute("UPDATE jobmatch_settings SET keyword_candidates = %s", [bad])
     assert conn.execute("SELECT keyword_candidates FROM jobmatch_settings").fetchone() == (200,)
+
+
+# ------------------------------------------------------------ relevance floor, near misses
+
+def test_unrelated_jobs_are_not_filler(conn):
+    """When the jobs that fit are far from what the seeker asked for (their
+    best job of any kind scores far higher), the seeker gets fewer rows, not
+    filler; the relevance floor is per model and can be switched off."""
+    q = constrained_seeker(conn, preferred_locations=["Benin City"], employment_types=["Contract"])
+    conn.execute("UPDATE jobmatch_settings SET match_near_misses = 0")
+    fits_far = add_job(conn, q, 0.80, title="Sales Executive", ai_city="Benin City")
+    fits_near = add_job(conn, q, 0.93, title="Accountant", ai_city="Benin City")
+    add_job(conn, q, 0.97, title="Accountant", ai_city="Lagos", ai_state="Lagos")
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.5 WHERE is_active")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits_near]
+    conn.execute("UPDATE embedding_models SET relevance_margin = NULL WHERE is_active")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits_near, fits_far]
+
+
+def test_near_misses_come_after_every_fitting_job_and_say_what_they_break(conn):
+    q = constrained_seeker(conn, preferred_locations=["Lagos"], employment_types=["Contract"],
+                           salary_min=3000000)
+    fits = add_job(conn, q, 0.90, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                   ai_employment_type="Contract")
+    place = add_job(conn, q, 0.97, title="Accountant", ai_city="Kano", ai_state="Kano",
+                    ai_employment_type="Contract")
+    kind = add_job(conn, q, 0.96, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                   ai_employment_type="Full-time")
+    pay = add_job(conn, q, 0.95, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                  ai_salary_min=1000000, ai_salary_max=2000000, ai_salary_currency="NGN")
+    add_job(conn, q, 0.98, title="Accountant", ai_city="Kano", ai_state="Kano",
+            ai_employment_type="Full-time")  # breaks two: never offered
+    rows = match(conn, 1)
+    assert [(r["job_id"], r["match_method"]) for r in rows] == [
+        (fits, "semantic"), (place, "near_miss"), (kind, "near_miss"), (pay, "near_miss")]
+    assert [r["match_reasons"][0] for r in rows[1:]] == [
+        "In Kano, Kano (you asked for Lagos)", "Full-time (you asked for Contract)",
+        "Pays NGN 1M-2M (you asked for 3M+)"]
+    conn.execute("UPDATE jobmatch_settings SET match_near_misses = 1")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits, place]
+
+
+def test_experience_gap_and_freshness_break_near_ties(conn):
+    q = unit(0)
+    user(conn, 1, job_roles=["Accountant"], experience_level="Senior", years_of_experience=8)
+    set_user_vector(conn, 1, q)
+    entry = add_job(conn, q, 0.900, seed=11, title="Accountant", ai_job_level=["Entry"],
+                    ai_years_experience_min=0, ai_years_experience_max=2)
+    senior = add_job(conn, q, 0.898, seed=12, title="Accountant", ai_job_level=["Senior"],
+                     ai_years_experience_min=5, ai_years_experience_max=10)
+    assert [r["job_id"] for r in match(conn, 1)] == [senior, entry]  # weak, not excluded
+    assert conn.execute("SELECT jobmatch_experience_gap('Senior', 8, '{Entry}', 0, 2),"
+                        " jobmatch_experience_gap('Entry', 1, '{Senior}', 5, 10),"
+                        " jobmatch_experience_gap('Mid', NULL, '{Senior}', NULL, NULL),"
+                        " jobmatch_experience_gap(NULL, NULL, '{Senior}', 5, NULL)"
+                        ).fetchone() == (0.375, 1.0, pytest.approx(1 / 3), 0.0)
+    old = add_job(conn, q, 0.88, days_ago=40, seed=13, title="Accountant")
+    new = add_job(conn, q, 0.88, days_ago=2, seed=14, title="Accountant")
+    ids = [r["job_id"] for r in match(conn, 1)]
+    assert ids.index(new) < ids.index(old)

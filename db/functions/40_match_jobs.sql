@@ -253,30 +253,26 @@ BEGIN
         END IF;
         -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
         -- nearest jobs that fit the seeker's stated constraints, and the
-        -- nearest jobs of the window whatever the constraints ("open"). The
-        -- open ones set the seeker's own reference (the best similarity of
-        -- any job) for the relevance floor, and offer the near misses.
+        -- nearest jobs of the window whatever the constraints ("open").
         -- Each is scored: cosine, plus the seeker's words (keyword rank,
         -- skill words, role words in the job's titles), less the experience
         -- gap, plus a little for freshness (ties go to the newer job).
-        -- Relevant: a role word in the job's titles, or similarity within
-        -- the model's relevance_margin of the seeker's reference. Only
-        -- relevant jobs are returned: fitting ones first ('semantic'), then
-        -- up to match_near_misses that break exactly one stated constraint
+        -- Relevant: a score within the model's relevance_margin of the
+        -- seeker's own best candidate of any kind (the reference: what the
+        -- seeker would get without constraints), so a job that fits but is
+        -- far from what the seeker asked for is not filler. Only relevant
+        -- jobs are returned: fitting ones first ('semantic'), then up to
+        -- match_near_misses that break exactly one stated constraint
         -- ('near_miss', the reason first in match_reasons).
         RETURN QUERY EXECUTE format($q$
             WITH nearest AS MATERIALIZED (%s), open AS MATERIALIZED (%s),
-            reference AS (
-                SELECT max(1 - c.distance) AS best
-                FROM (SELECT distance FROM nearest UNION ALL SELECT distance FROM open) AS c
-            ), candidates AS (
+            candidates AS (
                 SELECT n.id, n.distance, true AS fits FROM nearest AS n
                 UNION ALL
                 SELECT o.id, o.distance, false FROM open AS o
-                WHERE $14 > 0 AND NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
-            ), scored AS (
+                WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
+            ), scored AS MATERIALIZED (
                 SELECT j, c.fits, 1 - c.distance AS similarity,
-                       jobmatch_word_share($16, j.job_document, '{a}') AS title_share,
                        (1 - c.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
                        + $12 * jobmatch_word_share($9, j.job_document, '{b,c}')
@@ -287,18 +283,21 @@ BEGIN
                        + $18 * greatest(0, 1 - extract(epoch FROM $19 - j.posted_date)
                                            / greatest(extract(epoch FROM $19 - $2), 1))
                            AS score,
-                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, j, $5, $6) END
-                           AS miss
+                       c.distance
                 FROM candidates AS c
                 INNER JOIN canonical_jobs AS j ON j.id = c.id
-                CROSS JOIN reference AS r
-                WHERE 1 - c.distance >= $8
-                  AND (1 - c.distance >= r.best - $15
-                       OR jobmatch_word_share($16, j.job_document, '{a}') > 0)
+            ), relevant AS (
+                SELECT c.*,
+                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
+                           AS miss
+                FROM scored AS c
+                WHERE c.similarity >= $8
+                  AND c.score >= (SELECT max(r.score) FROM scored AS r) - $15
+                  AND (c.fits OR $14 > 0)
             ), kept AS (
-                SELECT * FROM scored AS c WHERE c.fits
+                SELECT * FROM relevant AS c WHERE c.fits
                 UNION ALL
-                (SELECT * FROM scored AS c WHERE NOT c.fits AND c.miss IS NOT NULL
+                (SELECT * FROM relevant AS c WHERE NOT c.fits AND c.miss IS NOT NULL
                  ORDER BY c.score DESC, (c.j).id LIMIT $14)
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
