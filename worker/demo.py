@@ -77,7 +77,8 @@ def _print_matches(conn, user_id: int, limit: int = 5) -> None:
     rows = conn.execute("SELECT title, company, location, match_score, match_method,"
                         " match_reasons FROM match_jobs(%s, %s)", [user_id, limit]).fetchall()
     if not rows:
-        print("  (no matching jobs in the last 60 days)")
+        print("  (no relevant job in the last 60 days fits what they asked for, or misses by only"
+              " one constraint: nothing is offered rather than unrelated jobs)")
     for title, company, location, score, method, reasons in rows:
         print(f"  {score:5.1f}  {title} at {company} ({location or 'location n/a'}) [{method}]")
         if reasons:

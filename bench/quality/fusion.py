@@ -351,6 +351,7 @@ def main(argv=None) -> int:
     if args.variants:
         robustness(url, data, args.seed)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w") as fh:
             json.dump(rows, fh, indent=2, default=float)
     return 0

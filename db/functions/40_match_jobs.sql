@@ -307,8 +307,8 @@ BEGIN
                    jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
-                   round(100 * least(1, greatest(0, c.score))::numeric
-                         / (1 + $11 + $12 + $13)::numeric, 1),
+                   round(100 * least(1, greatest(0, c.score)
+                                         / (1 + $11 + $12 + $13))::numeric, 1),
                    CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
                         ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
                    CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text

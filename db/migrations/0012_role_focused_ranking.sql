@@ -1,4 +1,4 @@
--- depends: 0010_write_back_safety
+-- depends: 0011_bounded_job_document
 -- Role-focused matching (issue #13): profile texts now embed only what says
 -- what the work is (10_profile_text.sql), so every stored vector is re-made
 -- through the refresh (a new profile_text_version); match_jobs returns only
