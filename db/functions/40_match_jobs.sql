@@ -260,7 +260,9 @@ BEGIN
         -- Relevant: a score within the model's relevance_margin of the
         -- seeker's own best candidate of any kind (the reference: what the
         -- seeker would get without constraints), so a job that fits but is
-        -- far from what the seeker asked for is not filler. Only relevant
+        -- far from what the seeker asked for is not filler; a job whose
+        -- function is one of the seeker's job categories is relevant too
+        -- (the seeker named that field). Only relevant
         -- jobs are returned: fitting ones first ('semantic'), then up to
         -- match_near_misses that break exactly one stated constraint
         -- ('near_miss', the reason first in match_reasons).
@@ -292,7 +294,8 @@ BEGIN
                            AS miss
                 FROM scored AS c
                 WHERE c.similarity >= $8
-                  AND c.score >= (SELECT max(r.score) FROM scored AS r) - $15
+                  AND (c.score >= (SELECT max(r.score) FROM scored AS r) - $15
+                       OR coalesce(lower(btrim((c.j).ai_job_function)) = ANY ($21), false))
                   AND (c.fits OR $14 > 0)
             ), kept AS (
                 SELECT * FROM relevant AS c WHERE c.fits
@@ -326,7 +329,7 @@ BEGIN
               s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
               v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
               s.rank_experience_weight, s.rank_freshness_weight, now(),
-              NULL::text[];
+              NULL::text[], jobmatch_lower_set(u.job_categories);
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);
