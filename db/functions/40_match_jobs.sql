@@ -329,7 +329,7 @@ BEGIN
               s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
               v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
               s.rank_experience_weight, s.rank_freshness_weight, now(),
-              NULL::text[], jobmatch_lower_set(u.job_categories);
+              NULL::text[], jobmatch_lower_set(u.job_categories[1:50]);
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);

@@ -7,19 +7,27 @@
 -- the way a posting does, but they share its words. Role words leave out
 -- words that say the level or nothing of the work ('Senior', 'Officer'...),
 -- so 'Senior Accountant' is evidence of 'Accountant', not of 'Senior Driver'.
+-- Bounded as the keyword queries are (35_keyword_fallback.sql): the first 50
+-- items, 300 characters each, and of their lexemes the 200 that come first,
+-- so a seeker with 150,000 skills still gets an answer.
 CREATE OR REPLACE FUNCTION jobmatch_words(items text[], generic boolean DEFAULT true)
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(array_agg(w.word), '{}')
-    FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig,
-        coalesce(array_to_string(items, ' '), '')))) AS w (word)
-    WHERE generic OR w.word <> ALL (ARRAY[
-        'senior', 'junior', 'lead', 'head', 'chief', 'princip', 'trainee', 'intern',
-        'entri', 'level', 'mid', 'graduat', 'staff', 'offic', 'associ', 'assist',
-        'job', 'work', 'role', 'posit', 'experienc', 'expert', 'specialist', 'i',
-        'ii', 'iii', 'manag', 'supervisor', 'coordin', 'executive', 'execut', 'worker'
-    ])
+    SELECT coalesce(array_agg(w.lexeme ORDER BY w.lexeme), '{}')
+    FROM (
+        SELECT t.lexeme
+        FROM unnest(to_tsvector('english'::regconfig,
+            coalesce(jobmatch_keyword_items(items), ''))) AS t
+        WHERE generic OR t.lexeme <> ALL (ARRAY[
+            'senior', 'junior', 'lead', 'head', 'chief', 'princip', 'trainee', 'intern',
+            'entri', 'level', 'mid', 'graduat', 'staff', 'offic', 'associ', 'assist',
+            'job', 'work', 'role', 'posit', 'experienc', 'expert', 'specialist', 'i',
+            'ii', 'iii', 'manag', 'supervisor', 'coordin', 'executive', 'execut', 'worker'
+        ])
+        ORDER BY t.positions[1], t.lexeme
+        LIMIT 200
+    ) AS w
 $$;
 
 -- Share of the seeker's words (jobmatch_words) found among the job's words
