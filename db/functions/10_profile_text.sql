@@ -35,14 +35,15 @@ AS $$
 $$;
 
 -- Free text, squished and capped so one huge field cannot crowd out the
--- rest of a profile; NULL if blank.
+-- rest of a profile; NULL if blank. A cap that falls just after a word
+-- leaves no space at the end (squished text has single spaces only).
 CREATE OR REPLACE FUNCTION jobmatch_clean(
     value text, max_chars integer DEFAULT 1000
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT left(jobmatch_squish(left(value, 4 * max_chars)), max_chars)
+    SELECT rtrim(left(jobmatch_squish(left(value, 4 * max_chars)), max_chars), ' ')
 $$;
 
 -- 2000000 -> '2,000,000' (the plan's Python f"{n:,}"), any magnitude.
