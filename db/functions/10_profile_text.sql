@@ -84,7 +84,7 @@ $$;
 -- and company size are hard filters in match_jobs (jobmatch_job_fits); in
 -- the text they only pulled every job of a city or a pay band closer
 -- (bench/quality/README.md: role-focused texts). Experience is a ranking
--- term of its own (jobmatch_experience_fit). Changing these texts needs a
+-- term of its own (jobmatch_experience_gap). Changing these texts needs a
 -- bump of jobmatch_settings.profile_text_version (a migration), so stored
 -- vectors are refreshed.
 CREATE OR REPLACE FUNCTION user_profile_text(p user_preferences)
