@@ -176,6 +176,17 @@ def test_a_good_salary_with_a_bad_bound_keeps_the_good_one(conn):
                         ).fetchone() == (2.5, None, None)
 
 
+def test_a_near_miss_on_pay_names_only_good_bounds(conn):
+    base = unit(1)
+    user(conn, 1, job_roles=["Nurse"], salary_min=3_000_000, salary_max="NaN")
+    set_user_vector(conn, 1, base)
+    j = job(conn, title="Nurse", ai_salary_min="-5", ai_salary_max=2_000_000)
+    set_job_vector(conn, j, at_similarity(base, 0.95, 2))
+    rows = match(conn, 1)
+    assert [r[:2] for r in rows] == [(j, "near_miss")]
+    assert rows[0][2][0] == "Pays NGN 2M (you asked for 3M+)"
+
+
 # 3. Future and NULL posted dates --------------------------------------------
 
 def dated_jobs(conn):

@@ -84,7 +84,9 @@ $$;
 
 -- The one stated constraint a job that does not fit breaks, in words, with
 -- what the seeker asked for: 'Full-time (you asked for Contract)'; NULL if
--- it breaks more than one. A near miss is a job with such a reason.
+-- it breaks more than one. A near miss is a job with such a reason. The
+-- fit is match_jobs' own (jobmatch_fits) with one constraint left out; pay
+-- is read through jobmatch_pay, as every reader of a salary.
 CREATE OR REPLACE FUNCTION jobmatch_near_miss_reason(
     u user_preferences, j canonical_jobs, places text[], types text[]
 )
@@ -93,32 +95,20 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
         -- relaxing only the places makes it fit: the place is the one broken
-        WHEN jobmatch_job_fits(NULL, u.willing_to_relocate, types,
-                 u.salary_min, u.salary_max, u.salary_currency,
-                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                 j.ai_work_arrangement, j.ai_employment_type,
-                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+        WHEN jobmatch_fits(u, NULL, types, j)
             THEN 'In ' || coalesce(nullif(concat_ws(', ', btrim(j.ai_city), btrim(j.ai_state)), ''),
                                    btrim(j.ai_country), btrim(j.location), 'another place')
                  || ' (you asked for ' || jobmatch_join(u.preferred_locations) || ')'
-        WHEN jobmatch_job_fits(places, u.willing_to_relocate, NULL,
-                 u.salary_min, u.salary_max, u.salary_currency,
-                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                 j.ai_work_arrangement, j.ai_employment_type,
-                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+        WHEN jobmatch_fits(u, places, NULL, j)
             THEN btrim(j.ai_employment_type)
                  || ' (you asked for ' || jobmatch_join(u.employment_types) || ')'
-        WHEN jobmatch_job_fits(places, u.willing_to_relocate, types,
-                 NULL, NULL, u.salary_currency,
-                 j.ai_city, j.ai_state, j.ai_country, j.ai_remote_allowed,
-                 j.ai_work_arrangement, j.ai_employment_type,
-                 j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)
+        WHEN jobmatch_fits(u, places, types, j, false)
             THEN 'Pays ' || coalesce(j.ai_salary_currency, 'NGN') || ' '
-                 || concat_ws('-', jobmatch_short_amount(nullif(j.ai_salary_min, 0)),
-                              jobmatch_short_amount(nullif(j.ai_salary_max, 0)))
+                 || concat_ws('-', jobmatch_short_amount(jobmatch_pay(j.ai_salary_min)),
+                              jobmatch_short_amount(jobmatch_pay(j.ai_salary_max)))
                  || ' (you asked for '
-                 || concat_ws('-', jobmatch_short_amount(nullif(u.salary_min, 0)),
-                              jobmatch_short_amount(nullif(u.salary_max, 0)))
-                 || CASE WHEN nullif(u.salary_max, 0) IS NULL THEN '+' ELSE '' END || ')'
+                 || concat_ws('-', jobmatch_short_amount(jobmatch_pay(u.salary_min)),
+                              jobmatch_short_amount(jobmatch_pay(u.salary_max)))
+                 || CASE WHEN jobmatch_pay(u.salary_max) IS NULL THEN '+' ELSE '' END || ')'
     END
 $$;
