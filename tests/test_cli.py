@@ -111,7 +111,10 @@ def test_demo_fills_vectors_and_prints_matches(conn, dsn):
     embedded, skipped = map(int, re.search(
         r"embedded (\d+) rows in .*; (\d+) needed no embedding", out).groups())
     assert embedded + skipped == 72 and embedded >= 12
-    assert out.count("\nSeeker ") == 2 and "[semantic]" in out
+    # 60 jobs over 40 families: a shown seeker may have no relevant job
+    # (nothing rather than filler, issue #13)
+    assert out.count("\nSeeker ") == 2
+    assert "[semantic]" in out or "[near_miss]" in out or "nothing is offered" in out
     # every job that can be matched has its vector; older ones were not paid for
     assert conn.execute("SELECT count(*) FILTER (WHERE job_embedding IS NULL),"
                         " count(*) FILTER (WHERE job_embedding IS NOT NULL)"

@@ -70,7 +70,10 @@ def test_complete_writes_vector_text_model_and_dequeues(conn):
                        " job_embedding_hash, embedding_version, job_embedding_updated_at IS NOT NULL"
                        " FROM canonical_jobs WHERE id = %s", [jid]).fetchone()
     assert np.allclose(got[0].to_numpy(), v)
-    assert got[1:] == ("Job title: Cook", MODEL, rows[0].text_hash, 1, True)
+    # stamped with the current text version (2 since migration 0012)
+    (version,) = conn.execute("SELECT profile_text_version FROM jobmatch_settings").fetchone()
+    assert version == 2
+    assert got[1:] == ("Job title: Cook", MODEL, rows[0].text_hash, version, True)
     assert queue_rows(conn) == []
 
 

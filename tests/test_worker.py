@@ -32,7 +32,11 @@ def test_once_end_to_end(oconn, dsn, server):
     requests, inputs, tokens = oconn.execute(
         "SELECT requests, inputs, tokens FROM embedding_usage"
         " WHERE day = current_date AND model = %s", [MODEL]).fetchone()
-    assert (requests, inputs) == (1, 5) and tokens > 0
+    # the two seekers differ only in their place, a filter and not part of the
+    # text (issue #13): one text, sent once for both
+    texts = stored(oconn)
+    assert texts[("user", 1)][0] == texts[("user", 2)][0]
+    assert (requests, inputs) == (1, 4) and tokens > 0
     assert {"worker started", "drained", "worker stopped"} <= set(messages(proc.stderr))
 
 
@@ -125,7 +129,8 @@ def test_refresh_reembeds_old_and_stale_vectors(oconn, dsn, server):
     # its vector is reused (no API call) and stamped with the new version
     assert server.inputs == [texts[("job", old_job)][0]]
     assert_embedded(oconn)
-    assert oconn.execute("SELECT bool_and(embedding_version = 1) FROM user_preferences").fetchone()[0]
+    assert oconn.execute("SELECT bool_and(u.embedding_version = s.profile_text_version)"
+                         " FROM user_preferences AS u, jobmatch_settings AS s").fetchone()[0]
 
 
 def test_daily_token_budget_pauses_embedding(oconn, dsn, server):

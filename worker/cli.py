@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
-    env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")
-    env_flag(p, "--seekers", "JOBMATCH_DEMO_SEEKERS", 200, type=int, help="demo seekers")
+    env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 400, type=int, help="demo jobs to generate")
+    env_flag(p, "--seekers", "JOBMATCH_DEMO_SEEKERS", 40, type=int, help="demo seekers")
     env_flag(p, "--show", "JOBMATCH_DEMO_SHOW", 3, type=int, help="seekers whose matches are printed")
     env_flag(p, "--seed", "JOBMATCH_DEMO_SEED", 7, type=int, help="random seed for the demo data")
     env_switch(p, "--reset", "JOBMATCH_DEMO_RESET",

@@ -192,7 +192,10 @@ DECLARE
     v_query tsquery;
     v_places text[];
     v_types text[];
-    v_skills text[];
+    v_skill_words text[];
+    v_role_words text[];
+    v_near_misses integer := 0;
+    v_searched boolean := false;
     v_enable_sort text;
     v_rows bigint;
     v_strict tsquery;
@@ -225,8 +228,12 @@ BEGIN
         RETURN;
     END IF;
     v_query := user_keyword_query(u);
-    v_skills := jobmatch_lower_set(u.technical_skills);
+    v_skill_words := jobmatch_words(u.technical_skills);
+    v_role_words := jobmatch_words(u.job_roles, false);
     SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
+    IF s.match_hard_filters THEN
+        v_near_misses := s.match_near_misses;
+    END IF;
 
     m := active_embedding_model();
     -- semantic_share: seekers outside the rollout get the keyword path
@@ -244,19 +251,57 @@ BEGIN
             v_enable_sort := current_setting('enable_sort');
             PERFORM set_config('enable_sort', 'off', true);
         END IF;
-        -- The nearest jobs that fit the seeker's stated constraints
-        -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
-        -- own words.
+        -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
+        -- nearest jobs that fit the seeker's stated constraints, and the
+        -- nearest jobs of the window whatever the constraints ("open").
+        -- Each is scored: cosine, plus the seeker's words (keyword rank,
+        -- skill words, role words in the job's titles), less the experience
+        -- gap, plus a little for freshness (ties go to the newer job).
+        -- Relevant: a score within the model's relevance_margin of the
+        -- seeker's own best candidate of any kind (the reference: what the
+        -- seeker would get without constraints), so a job that fits but is
+        -- far from what the seeker asked for is not filler; a job whose
+        -- function is one of the seeker's job categories is relevant too
+        -- (the seeker named that field). Only relevant
+        -- jobs are returned: fitting ones first ('semantic'), then up to
+        -- match_near_misses that break exactly one stated constraint
+        -- ('near_miss', the reason first in match_reasons).
         RETURN QUERY EXECUTE format($q$
-            WITH nearest AS MATERIALIZED (%s), scored AS (
-                SELECT j, 1 - n.distance AS similarity,
-                       (1 - n.distance)
+            WITH nearest AS MATERIALIZED (%s), open AS MATERIALIZED (%s),
+            candidates AS (
+                SELECT n.id, n.distance, true AS fits FROM nearest AS n
+                UNION ALL
+                SELECT o.id, o.distance, false FROM open AS o
+                WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
+            ), scored AS MATERIALIZED (
+                SELECT j, c.fits, 1 - c.distance AS similarity,
+                       (1 - c.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
-                       + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
-                                                      j.ai_preferred_skills) AS score
-                FROM nearest AS n
-                INNER JOIN canonical_jobs AS j ON j.id = n.id
-                WHERE 1 - n.distance >= $8
+                       + $12 * jobmatch_word_share($9, j.job_document, '{b,c}')
+                       + $13 * jobmatch_word_share($16, j.job_document, '{a}')
+                       - $17 * jobmatch_experience_gap($4.experience_level,
+                                 $4.years_of_experience, j.ai_job_level,
+                                 j.ai_years_experience_min, j.ai_years_experience_max)
+                       + $18 * greatest(0, 1 - extract(epoch FROM $19 - j.posted_date)
+                                           / greatest(extract(epoch FROM $19 - $2), 1))
+                           AS score,
+                       c.distance
+                FROM candidates AS c
+                INNER JOIN canonical_jobs AS j ON j.id = c.id
+            ), relevant AS (
+                SELECT c.*,
+                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
+                           AS miss
+                FROM scored AS c
+                WHERE c.similarity >= $8
+                  AND (c.score >= (SELECT max(r.score) FROM scored AS r) - $15
+                       OR coalesce(lower(btrim((c.j).ai_job_function)) = ANY ($21), false))
+                  AND (c.fits OR $14 > 0)
+            ), kept AS (
+                SELECT * FROM relevant AS c WHERE c.fits
+                UNION ALL
+                (SELECT * FROM relevant AS c WHERE NOT c.fits AND c.miss IS NOT NULL
+                 ORDER BY c.score DESC, (c.j).id LIMIT $14)
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
@@ -265,17 +310,26 @@ BEGIN
                    jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
-                   round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
-                   job_match_reasons($4, c.j, c.similarity),
-                   'semantic'::text
-            FROM scored AS c
-            ORDER BY c.score DESC, (c.j).id
+                   round(100 * least(1, greatest(0, c.score)
+                                         / (1 + $11 + $12 + $13))::numeric, 1),
+                   CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
+                        ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
+                   CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text
+            FROM kept AS c
+            ORDER BY c.fits DESC, c.score DESC, (c.j).id
             LIMIT $7
         $q$, CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
-                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END)
+                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
+             -- the same search with no constraint: no places, no types, no pay
+             replace(CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
+                          ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
+                     'jobmatch_fits($4, $5, $6, j)', 'jobmatch_fits($4, $20, $20, j, false)'))
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
-              v_places, v_types, v_limit, m.similarity_threshold, v_skills, v_query,
-              s.rank_keyword_weight, s.rank_skill_weight;
+              v_places, v_types, v_limit, m.similarity_threshold, v_skill_words, v_query,
+              s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
+              v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
+              s.rank_experience_weight, s.rank_freshness_weight, now(),
+              NULL::text[], jobmatch_lower_set(u.job_categories[1:50]);
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);
@@ -283,6 +337,7 @@ BEGIN
         IF v_rows > 0 THEN
             RETURN;
         END IF;
+        v_searched := true;
     END IF;
 
     IF v_query IS NULL THEN
@@ -300,6 +355,9 @@ BEGIN
     v_rows := 0;
     FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
         CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
+        -- a seeker with a vector whose nearest jobs were not relevant gets
+        -- jobs naming their role, never the jobs that only share a word
+        EXIT WHEN v_searched AND v_match IS DISTINCT FROM v_strict;
         v_ids := jobmatch_keyword_pool(v_match, v_exclude, v_window_start, u,
                                        v_places, v_types, v_pool);
         RETURN QUERY
