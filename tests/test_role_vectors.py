@@ -2,7 +2,8 @@
 called: the profile text's first line without its labels) is embedded on its
 own beside the profile text, written back with it under the one hash that
 covers both, reused with it by the content cache, parked with it, refused
-like it when bad."""
+like it when bad, and fused into match_jobs' score; rows without a role
+vector are still matched, with a neutral role term."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fake_openai import fake_embedding
-from helpers import MODEL, job, queue_rows, unit, user
+from helpers import MODEL, at_similarity, job, queue_rows, set_job_vector, set_user_vector, unit, user
 from test_profile_text import FULL_JOB, FULL_USER
 from worker import queue
 from worker.drain import drain
@@ -237,3 +238,57 @@ def test_a_bad_role_vector_is_refused_like_a_bad_profile_vector(conn, bad, messa
         queue.complete(conn, "w", MODEL, rows, [unit(1), unit(2)], [unit(4)])
     # None: no role vector for that row (it is matched with a neutral role term)
     assert queue.complete(conn, "w", MODEL, rows, [unit(1), unit(2)], [unit(4), None]) == 2
+
+
+# ------------------------------------------------------------------- match_jobs
+
+@pytest.fixture
+def plumber(conn):
+    """A seeker with both vectors; jobs share their skills and differ in role."""
+    q, r = unit(0), unit(100)
+    user(conn, 1, job_roles=["Plumber"], technical_skills=["Pipe fitting", "Soldering"])
+    set_user_vector(conn, 1, q)
+    conn.execute("UPDATE user_preferences SET user_role_embedding = %s", [r])
+
+    def add(profile_sim, role_sim, title, seed):
+        jid = job(conn, title=title, ai_required_skills=["Pipe fitting", "Soldering"],
+                  posted_date="now()")
+        set_job_vector(conn, jid, at_similarity(q, profile_sim, seed))
+        if role_sim is not None:
+            conn.execute("UPDATE canonical_jobs SET job_role_embedding = %s WHERE id = %s",
+                         [at_similarity(r, role_sim, seed + 1000), jid])
+        return jid
+
+    conn.execute("DELETE FROM embedding_queue")
+    return add
+
+
+def ids(conn, uid=1):
+    return [row[0] for row in conn.execute("SELECT job_id FROM match_jobs(%s, 10)", [uid])]
+
+
+def test_the_role_vector_ranks_a_same_role_job_above_a_same_skills_other_role_job(conn, plumber):
+    same_role = plumber(0.88, 0.95, "Drainage Technician", 1)      # the role, a little further in profile
+    other_role = plumber(0.90, 0.70, "Heating Engineer", 2)  # the skills, another role
+    fillers = [plumber(0.86, 0.75, "Welder", 3), plumber(0.87, 0.80, "Bricklayer", 4)]
+    assert ids(conn)[:2] == [same_role, other_role]
+    # the weight is the DBA's, in jobmatch_settings; 0 turns role vectors off
+    conn.execute("UPDATE jobmatch_settings SET rank_role_weight = 0")
+    assert ids(conn)[:2] == [other_role, same_role]
+    assert set(ids(conn)) == {same_role, other_role, *fillers}
+
+
+def test_rows_without_role_vectors_are_still_matched_with_a_neutral_role_term(conn, plumber):
+    same_role = plumber(0.88, 0.95, "Drainage Technician", 1)
+    other_role = plumber(0.90, 0.70, "Heating Engineer", 2)
+    unknown = plumber(0.89, None, "Drain Layer", 3)  # no role vector yet
+    plumber(0.86, 0.75, "Welder", 4)
+    got = ids(conn)
+    assert got.index(same_role) < got.index(unknown) < got.index(other_role)
+    # a seeker without a role vector (mid-migration): ranked by the rest alone
+    conn.execute("UPDATE user_preferences SET user_role_embedding = NULL")
+    with_role_off = ids(conn)
+    conn.execute("UPDATE jobmatch_settings SET rank_role_weight = 0")
+    assert with_role_off == ids(conn) and with_role_off[0] == other_role
+    scores = [r[0] for r in conn.execute("SELECT match_score FROM match_jobs(1, 10)")]
+    assert all(0 <= s <= 100 for s in scores)
