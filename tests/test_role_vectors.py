@@ -268,8 +268,8 @@ def ids(conn, uid=1):
 
 
 def test_the_role_vector_ranks_a_same_role_job_above_a_same_skills_other_role_job(conn, plumber):
-    same_role = plumber(0.88, 0.95, "Drainage Technician", 1)      # the role, a little further in profile
-    other_role = plumber(0.90, 0.70, "Heating Engineer", 2)  # the skills, another role
+    same_role = plumber(0.895, 0.95, "Drainage Technician", 1)  # the role, a little further
+    other_role = plumber(0.90, 0.60, "Heating Engineer", 2)  # the skills, another role
     fillers = [plumber(0.86, 0.75, "Welder", 3), plumber(0.87, 0.80, "Bricklayer", 4)]
     assert ids(conn)[:2] == [same_role, other_role]
     # the weight is the DBA's, in jobmatch_settings; 0 turns role vectors off
@@ -279,9 +279,9 @@ def test_the_role_vector_ranks_a_same_role_job_above_a_same_skills_other_role_jo
 
 
 def test_rows_without_role_vectors_are_still_matched_with_a_neutral_role_term(conn, plumber):
-    same_role = plumber(0.88, 0.95, "Drainage Technician", 1)
-    other_role = plumber(0.90, 0.70, "Heating Engineer", 2)
-    unknown = plumber(0.89, None, "Drain Layer", 3)  # no role vector yet
+    same_role = plumber(0.895, 0.95, "Drainage Technician", 1)
+    other_role = plumber(0.90, 0.60, "Heating Engineer", 2)
+    unknown = plumber(0.897, None, "Drain Layer", 3)  # no role vector yet: neutral
     plumber(0.86, 0.75, "Welder", 4)
     got = ids(conn)
     assert got.index(same_role) < got.index(unknown) < got.index(other_role)

@@ -132,13 +132,14 @@ def _candidates(p: Pairs, candidates: int):
 
 @dataclass(frozen=True)
 class Weights:
+    """match_jobs' shipped defaults (migrations 0012 and 0014)."""
     keyword: float = 0.1
-    skill: float = 0.1
+    skill: float = 0.3
     title: float = 0.04
     experience: float = 0.01
     freshness: float = 0.005
-    margin: float = 0.15          # relevance floor below the best score; inf: none
-    role: float = 1.0             # role similarity, standardised (jobmatch_settings.rank_role_weight)
+    margin: float = 0.25          # relevance floor below the best score; inf: none
+    role: float = 0.5             # role similarity, standardised (jobmatch_settings.rank_role_weight)
     near_misses: int = NEAR_MISSES
 
 

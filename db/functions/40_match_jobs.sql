@@ -254,12 +254,10 @@ BEGIN
         -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
         -- nearest jobs that fit the seeker's stated constraints, and the
         -- nearest jobs of the window whatever the constraints ("open").
-        -- Each is scored: cosine, plus the role similarity (seeker's and
-        -- job's role vectors, standardised over these candidates and scaled
-        -- to the cosines' spread: compressed cosines are not comparable
-        -- raw; 0 where either side has no role vector yet), plus the
-        -- seeker's words (keyword rank, skill words, role words in the
-        -- job's titles), less the experience gap, plus a little for
+        -- Each is scored: cosine, plus the role vectors' cosine standardised
+        -- over the candidates, in units of their cosines' spread (0 if a side
+        -- has none), plus the seeker's words (keyword rank, skill words,
+        -- role words in titles), less the experience gap, plus a little for
         -- freshness (ties go to the newer job).
         -- Relevant: a score within the model's relevance_margin of the
         -- seeker's own best candidate of any kind (the reference: what the

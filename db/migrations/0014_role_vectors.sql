@@ -22,11 +22,23 @@ ADD COLUMN parked_role_embedding vector;
 -- How much the role similarity counts in match_jobs' score, in standard
 -- deviations of the profile similarity among the seeker's candidates (both
 -- are standardised per seeker: the local model's cosines are compressed).
--- 0: the role vectors are not used. Fitted on half the ESCO occupations
--- (bench/quality/README.md).
+-- 0: the role vectors are not used.
 ALTER TABLE jobmatch_settings
-ADD COLUMN rank_role_weight double precision NOT NULL DEFAULT 1.0
+ADD COLUMN rank_role_weight double precision NOT NULL DEFAULT 0.5
 CHECK (rank_role_weight >= 0);
+
+-- Fitted with the role term on half the ESCO occupations, split by ISCO
+-- group, 5 splits (bench/quality/README.md): role 0.5 in every split, and
+-- with it skill words 0.3 and a relevance margin of 0.25 (the role term
+-- widens the scores' spread, so the floor widens with it), where the DBA
+-- kept the defaults.
+UPDATE jobmatch_settings
+SET rank_skill_weight = 0.3
+WHERE rank_skill_weight = 0.1;
+
+UPDATE embedding_models
+SET relevance_margin = 0.25
+WHERE model = 'multilingual-e5-small' AND relevance_margin = 0.15;
 
 -- The claim returns the role text and complete_embeddings takes the role
 -- vectors: new signatures, created by db/functions on this deploy.
