@@ -95,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dims", type=int, default=1536)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three ways")
+    ap.add_argument("--skip-no-role", action="store_true",
+                    help="measure only the two ways with role vectors (one load)")
     args = ap.parse_args(argv)
     url = fresh_database("jobmatch_role_cost")
     migrate(url, ("text-embedding-3-small", "openai", 1536) if args.dims == 1536
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     with jm_db.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE embedding_models SET similarity_threshold = 0 WHERE is_active")
         (weight,) = conn.execute("SELECT rank_role_weight FROM jobmatch_settings").fetchone()
-        for roles in (False, True):
+        for roles in ((True,) if args.skip_no_role else (False, True)):
             started = time.monotonic()
             load(conn, args.jobs, args.queries, args.dims, roles)
             print(f"loaded {args.jobs} jobs x {args.dims}-d and {args.queries} seekers"
