@@ -316,9 +316,9 @@ def test_match_score_is_fused_score_on_a_0_100_scale(conn):
     conn.execute("UPDATE jobmatch_settings SET rank_freshness_weight = 0")
     add_job(conn, q, 0.91, title="Welder")  # no shared words or skills
     (row,) = match(conn, 1)
-    # cosine, plus 0.1 x keyword rank, 0.1 x skill words and 0.04 x title
-    # words (all 0 here), over 1.24
-    assert float(row["match_score"]) == pytest.approx(91.0 / 1.24, abs=0.1)
+    # cosine, plus 0.1 x keyword rank, 0.3 x skill words and 0.04 x title
+    # words (all 0 here; the role term is 0 without role vectors), over 1.44
+    assert float(row["match_score"]) == pytest.approx(91.0 / 1.44, abs=0.1)
 
 
 def test_hard_filters_can_be_switched_off(conn):

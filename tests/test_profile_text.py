@@ -1,6 +1,8 @@
 """Profile texts are built in SQL and say what the work is: roles, titles,
 categories, skills, the seeker's words; places, pay, employment type and
-company size are match_jobs' filters, not part of the vector (issue #13)."""
+company size are match_jobs' filters, not part of the vector (issue #13).
+Two lines: what the work is called (also embedded alone, as the role text:
+tests/test_role_vectors.py), then what it involves."""
 
 from helpers import job, user
 
@@ -39,7 +41,7 @@ def job_text(conn, jid):
 def test_full_user_text_is_role_focused(conn):
     user(conn, 1, **FULL_USER)
     assert user_text(conn, 1) == (
-        "Seeking roles: Data Scientist, Machine Learning Engineer. Job categories: Data & AI. "
+        "Seeking roles: Data Scientist, Machine Learning Engineer. Job categories: Data & AI\n"
         "Job interests: I want remote data work. Skills: Python, SQL, TensorFlow")
 
 
@@ -67,7 +69,7 @@ def test_full_job_text_is_role_focused(conn):
     # the summary is left out when the job names skills
     assert job_text(conn, jid) == (
         "Job title: Senior Data Scientist. Job variations: ML Scientist. "
-        "Job function: Data & Analytics. Skills: Python, Machine Learning, Spark")
+        "Job function: Data & Analytics\nSkills: Python, Machine Learning, Spark")
 
 
 def test_job_without_skills_uses_summary_or_description_snippet(conn):
@@ -75,10 +77,10 @@ def test_job_without_skills_uses_summary_or_description_snippet(conn):
     jid = job(conn, title="Driver", ai_city="Kano", location="Kano, Nigeria",
               ai_years_experience_min=2, ai_salary_min=1200000, ai_salary_currency="NGN",
               description=long_description)
-    assert job_text(conn, jid) == "Job title: Driver. Description: " + "x" * 300 + "..."
+    assert job_text(conn, jid) == "Job title: Driver\nDescription: " + "x" * 300 + "..."
     jid = job(conn, title="Driver", ai_summary="Drive the MD around Lagos.",
               description=long_description)
-    assert job_text(conn, jid) == "Job title: Driver. Summary: Drive the MD around Lagos."
+    assert job_text(conn, jid) == "Job title: Driver\nSummary: Drive the MD around Lagos."
 
 
 def test_empty_job_is_job_posting(conn):

@@ -3,12 +3,14 @@ floor fitted honestly, on part of the ESCO occupations, and reported on
 occupations never used for fitting.
 
 Every (seeker, job in the window) pair's features come from the database,
-computed by match_jobs' own SQL helpers (cosine of the stored vectors,
+computed by match_jobs' own SQL helpers (cosines of the stored profile and
+role vectors,
 jobmatch_job_fits, ts_rank_cd, jobmatch_word_share, jobmatch_experience_gap,
 jobmatch_near_miss_reason), so nothing here re-implements a rule; numpy only
 replays match_jobs' order (exact search: candidates = the nearest
 match_candidates jobs that fit, the nearest of any kind for the reference and
-near misses) for many weight settings.
+near misses; the role similarity standardised over those candidates) for
+many weight settings.
 
 Split: seekers are split by ISCO-08 minor group (3 digits, the families of
 the benchmark: an occupation's siblings and cousins are in the same one), half
@@ -42,6 +44,7 @@ NEAR_MISSES = 3
 
 FEATURES_SQL = """
 SELECT j.id, 1 - (j.job_embedding <=> u.user_embedding),
+       1 - (j.job_role_embedding <=> u.user_role_embedding),
        jobmatch_job_fits(jobmatch_lower_set(u.preferred_locations), u.willing_to_relocate,
            jobmatch_lower_set(u.employment_types),
            u.salary_min, u.salary_max, u.salary_currency,
@@ -62,7 +65,7 @@ INNER JOIN canonical_jobs AS j ON j.posted_date >= current_date - st.match_windo
 WHERE u.user_id = %(user_id)s
 ORDER BY j.id
 """
-FEATURE_NAMES = ("sim", "fits", "near", "kw", "skill", "title", "exp", "fresh")
+FEATURE_NAMES = ("sim", "role", "fits", "near", "kw", "skill", "title", "exp", "fresh")
 
 
 @dataclass
@@ -88,7 +91,10 @@ def features(conn, data, users) -> dict[int, Pairs]:
     for uid, rs in out.items():
         if not rs:
             continue
-        arr = np.array([[float(x) if x is not None else 0.0 for x in r] for r in rs])
+        # a missing role similarity (no role vector on either side) is NaN:
+        # the replay treats it as neutral, as match_jobs does
+        arr = np.array([[float(x) if x is not None else (np.nan if i == 2 else 0.0)
+                         for i, x in enumerate(r)] for r in rs])
         job = arr[:, 0].astype(int)
         f = {name: arr[:, i + 1] for i, name in enumerate(FEATURE_NAMES)}
         t = truth[uid]
@@ -100,14 +106,40 @@ def features(conn, data, users) -> dict[int, Pairs]:
     return pairs
 
 
+def _candidates(p: Pairs, candidates: int):
+    """The weight-free part of match_jobs' order for one seeker, computed
+    once: nearest fitting and nearest open candidates, and the role
+    similarity standardised over them, in units of the cosines' spread
+    (match_jobs' `scored`): 0 where a side has no role vector."""
+    key = f"_candidates_{candidates}"
+    got = p.__dict__.get(key)
+    if got is None:
+        sim, fits = p.f["sim"], p.f["fits"] > 0.5
+        order = np.argsort(-sim, kind="stable")
+        fit_idx, open_idx = order[fits[order]][:candidates], order[:candidates]
+        pool = np.union1d(fit_idx, open_idx)
+        role = p.f["role"]
+        z = np.zeros(len(sim))
+        known = pool[~np.isnan(role[pool])]
+        if len(known) and len(pool):
+            sd = role[known].std()
+            if sd > 0:
+                z[known] = (role[known] - role[known].mean()) / sd * sim[pool].std()
+        got = (fit_idx, open_idx, z)
+        p.__dict__[key] = got
+    return got
+
+
 @dataclass(frozen=True)
 class Weights:
+    """match_jobs' shipped defaults (migrations 0012 and 0014)."""
     keyword: float = 0.1
-    skill: float = 0.1
+    skill: float = 0.3
     title: float = 0.04
     experience: float = 0.01
     freshness: float = 0.005
-    margin: float = 0.15          # relevance floor below the best score; inf: none
+    margin: float = 0.25          # relevance floor below the best score; inf: none
+    role: float = 0.5             # role similarity, standardised (jobmatch_settings.rank_role_weight)
     near_misses: int = NEAR_MISSES
 
 
@@ -116,14 +148,11 @@ def answer(p: Pairs, w: Weights, threshold: float = 0.82, candidates: int = CAND
     whether each is a near miss."""
     f = p.f
     sim = f["sim"]
-    fits = f["fits"] > 0.5
-    order = np.argsort(-sim, kind="stable")
-    fit_idx = order[fits[order]][:candidates]
-    open_idx = order[:candidates]
+    fit_idx, open_idx, role_z = _candidates(p, candidates)
     if not len(open_idx):
         return [], []
     score = (sim + w.keyword * f["kw"] + w.skill * f["skill"] + w.title * f["title"]
-             - w.experience * f["exp"] + w.freshness * f["fresh"])
+             - w.experience * f["exp"] + w.freshness * f["fresh"] + w.role * role_z)
     best = max(score[open_idx].max(), score[fit_idx].max() if len(fit_idx) else -np.inf)
     relevant = (score >= best - w.margin) & (sim >= threshold)
     keep = fit_idx[relevant[fit_idx]]
@@ -162,6 +191,7 @@ GRID = {
     "skill": (0.0, 0.1, 0.2, 0.3),
     "title": (0.0, 0.02, 0.04, 0.08),
     "margin": (0.1, 0.15, 0.2, 0.25, float("inf")),
+    "role": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0),
 }
 TOLERANCE = 0.01
 
@@ -172,8 +202,8 @@ def fit(pairs, users) -> tuple[Weights, dict]:
     seekers, and with no more seekers left with nothing relevant than the
     best: the floor may cost a little ranking quality, never the right job."""
     results = []
-    for kw, sk, ti, mg in itertools.product(*GRID.values()):
-        w = Weights(keyword=kw, skill=sk, title=ti, margin=mg)
+    for kw, sk, ti, mg, ro in itertools.product(*GRID.values()):
+        w = Weights(keyword=kw, skill=sk, title=ti, margin=mg, role=ro)
         results.append((w, evaluate(pairs, users, w)))
     top = max(results, key=lambda x: x[1]["ndcg"])[1]
     ok = [x for x in results if x[1]["ndcg"] >= top["ndcg"] - TOLERANCE
@@ -244,6 +274,12 @@ def robustness(url, data, seed: int) -> None:
         truth = judge(both)
         got = {name: answers(conn, users, sql) for name, sql in
                (("match_jobs", JOBMATCH.sql), ("plan", PLAN.sql), ("keyword", KEYWORD.sql))}
+        (role_weight,) = conn.execute("SELECT rank_role_weight FROM jobmatch_settings").fetchone()
+        conn.execute("UPDATE jobmatch_settings SET rank_role_weight = 0")
+        try:
+            got["match_jobs, role 0"] = answers(conn, users, JOBMATCH.sql)
+        finally:
+            conn.execute("UPDATE jobmatch_settings SET rank_role_weight = %s", [role_weight])
     print(f"\nrobustness: the same seekers written otherwise (one variant each), nDCG@10"
           f" / nothing relevant / unrelated share")
     print(f"{'variant':<10} {'seekers':>7} " + " ".join(f"{n:>26}" for n in got))
@@ -316,22 +352,34 @@ def main(argv=None) -> int:
         truth = judge(data)
         got = {name: answers(conn, users, sql) for name, sql in
                (("match_jobs", JOBMATCH.sql), ("plan", PLAN.sql), ("keyword", KEYWORD.sql))}
+        # match_jobs as it ranked before role vectors: the same database and
+        # texts, the role weight set to 0 for these answers only
+        (role_weight,) = conn.execute("SELECT rank_role_weight FROM jobmatch_settings").fetchone()
+        conn.execute("UPDATE jobmatch_settings SET rank_role_weight = 0")
+        try:
+            got["match_jobs_no_role"] = answers(conn, users, JOBMATCH.sql)
+        finally:
+            conn.execute("UPDATE jobmatch_settings SET rank_role_weight = %s", [role_weight])
         rows = []
         for sd in range(args.splits):
             tr, te = split(data, sd)
             w, r_tr = fit(pairs, tr)
             r_te = evaluate(pairs, te, w)
             shipped = evaluate(pairs, te, Weights())
+            no_role = evaluate(pairs, te, Weights(role=0.0))
             b = {k: baseline(truth, pairs, g, te) for k, g in got.items()}
             rows.append({"split": sd, "weights": w.__dict__, "fit": {k: v for k, v in r_tr.items()
                                                                      if k != "per_seeker_ndcg"},
                          "held_out": {k: v for k, v in r_te.items() if k != "per_seeker_ndcg"},
                          "shipped_defaults": {k: v for k, v in shipped.items()
                                               if k != "per_seeker_ndcg"},
+                         "defaults_no_role": {k: v for k, v in no_role.items()
+                                              if k != "per_seeker_ndcg"},
                          **{k: {kk: vv for kk, vv in v.items() if kk != "per_seeker_ndcg"}
                             for k, v in b.items()}})
             log(f"split {sd}: fit {r_tr['ndcg']:.3f} held-out {r_te['ndcg']:.3f} "
-                f"(defaults {shipped['ndcg']:.3f}, match_jobs {b['match_jobs']['ndcg']:.3f}, plan {b['plan']['ndcg']:.3f}, "
+                f"(defaults {shipped['ndcg']:.3f}, no role {no_role['ndcg']:.3f}, "
+                f"match_jobs {b['match_jobs']['ndcg']:.3f}, plan {b['plan']['ndcg']:.3f}, "
                 f"keyword {b['keyword']['ndcg']:.3f}) nothing {r_te['nothing_relevant']:.3f} "
                 f"weights {w}")
     print(f"\nheld-out ISCO minor groups, {args.splits} splits (mean, 95% CI over splits)")
@@ -340,6 +388,8 @@ def main(argv=None) -> int:
     for name, key in (("fitted on the other half", "held_out"),
                       ("defaults (replay)", "shipped_defaults"),
                       ("match_jobs (SQL)", "match_jobs"),
+                      ("defaults, role 0 (replay)", "defaults_no_role"),
+                      ("match_jobs, role 0 (SQL)", "match_jobs_no_role"),
                       ("plan", "plan"), ("keyword", "keyword")):
         mean, lo, hi = ci95([r[key]["ndcg"] for r in rows])
         nothing = np.mean([r[key]["nothing_relevant"] for r in rows])

@@ -87,15 +87,28 @@ $$;
 -- term of its own (jobmatch_experience_gap). Changing these texts needs a
 -- bump of jobmatch_settings.profile_text_version (a migration), so stored
 -- vectors are refreshed.
+--
+-- Two lines: the first says what the work is called (the seeker's roles
+-- and categories, or their own words when they name no role; the job's
+-- title, its variations and function), the second what it involves
+-- (skills, or a job's summary). The first line is also embedded on its own,
+-- as the role text (jobmatch_role_text): a second vector per row.
 CREATE OR REPLACE FUNCTION user_profile_text(p user_preferences)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(nullif(concat_ws('. ',
-        'Seeking roles: ' || jobmatch_join(p.job_roles),
-        'Job categories: ' || jobmatch_join(p.job_categories),
-        'Job interests: ' || jobmatch_clean(p.user_job_input, 300),
-        'Skills: ' || jobmatch_join(p.technical_skills)
+    SELECT coalesce(nullif(concat_ws(E'\n',
+        nullif(concat_ws('. ',
+            'Seeking roles: ' || jobmatch_join(p.job_roles),
+            'Job categories: ' || jobmatch_join(p.job_categories),
+            CASE WHEN jobmatch_join(p.job_roles) IS NULL
+                THEN 'Job interests: ' || jobmatch_clean(p.user_job_input, 300) END
+        ), ''),
+        nullif(concat_ws('. ',
+            CASE WHEN jobmatch_join(p.job_roles) IS NOT NULL
+                THEN 'Job interests: ' || jobmatch_clean(p.user_job_input, 300) END,
+            'Skills: ' || jobmatch_join(p.technical_skills)
+        ), '')
     ), ''), 'Job seeker')
 $$;
 
@@ -105,14 +118,15 @@ CREATE OR REPLACE FUNCTION job_profile_text(j canonical_jobs)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(nullif(concat_ws('. ',
-        'Job title: ' || jobmatch_clean(j.title, 300),
-        'Job variations: ' || jobmatch_join(j.ai_job_titles),
-        'Job function: ' || jobmatch_clean(j.ai_job_function, 300),
-        'Skills: ' || jobmatch_join(j.ai_required_skills || j.ai_preferred_skills),
+    SELECT coalesce(nullif(concat_ws(E'\n',
+        nullif(concat_ws('. ',
+            'Job title: ' || jobmatch_clean(j.title, 300),
+            'Job variations: ' || jobmatch_join(j.ai_job_titles),
+            'Job function: ' || jobmatch_clean(j.ai_job_function, 300)
+        ), ''),
         CASE
             WHEN jobmatch_join(j.ai_required_skills || j.ai_preferred_skills) IS NOT NULL
-                THEN NULL
+                THEN 'Skills: ' || jobmatch_join(j.ai_required_skills || j.ai_preferred_skills)
             WHEN jobmatch_clean(j.ai_summary) IS NOT NULL
                 THEN 'Summary: ' || jobmatch_clean(j.ai_summary, 300)
             WHEN jobmatch_clean(j.description, 100000) IS NOT NULL
@@ -123,4 +137,46 @@ AS $$
                 END
         END
     ), ''), 'Job posting')
+$$;
+
+-- The role text: what the work is called, embedded on its own beside the
+-- profile text: the profile text's first line without its labels
+-- ('Data Scientist, ML Engineer. Data & AI'; 'Senior Data Scientist. ML
+-- Scientist. Data & Analytics') when that line names roles or titles, NULL
+-- otherwise (a seeker who gave only skills, an empty posting). Short and
+-- unlabelled: the local model's cosines of two such texts tell the same
+-- occupation apart better than whole profiles, or labelled role lines, do
+-- (bench/quality/README.md). A function of the profile text, so the
+-- profile text's hash covers it: one hash per row for both vectors (the
+-- claim, the content cache, the stale sweep and parked vectors all go by
+-- it). No newline occurs inside a part (jobmatch_squish turns every run of
+-- whitespace into one space) and the labels are constants, so the first
+-- line is exactly the role part; bounded as the profile text's parts are.
+CREATE OR REPLACE FUNCTION jobmatch_role_text(profile_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN profile_text ~ ('^' || r.labels)
+            THEN regexp_replace(split_part(profile_text, E'\n', 1),
+                                '(^|\. )' || r.labels, '\1', 'g')
+    END
+    FROM (
+        SELECT '(Seeking roles|Job (categories|interests|title|variations|function)): '
+            AS labels
+    ) AS r
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_user_role_text(p user_preferences)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_role_text(user_profile_text(p))
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_job_role_text(j canonical_jobs)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_role_text(job_profile_text(j))
 $$;

@@ -254,9 +254,11 @@ BEGIN
         -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
         -- nearest jobs that fit the seeker's stated constraints, and the
         -- nearest jobs of the window whatever the constraints ("open").
-        -- Each is scored: cosine, plus the seeker's words (keyword rank,
-        -- skill words, role words in the job's titles), less the experience
-        -- gap, plus a little for freshness (ties go to the newer job).
+        -- Each is scored: cosine, plus the role vectors' cosine standardised
+        -- over the candidates, in units of their cosines' spread (0 if a side
+        -- has none), plus the seeker's words (keyword rank, skill words,
+        -- role words in titles), less the experience gap, plus a little for
+        -- freshness (ties go to the newer job).
         -- Relevant: a score within the model's relevance_margin of the
         -- seeker's own best candidate of any kind (the reference: what the
         -- seeker would get without constraints), so a job that fits but is
@@ -273,8 +275,10 @@ BEGIN
                 UNION ALL
                 SELECT o.id, o.distance, false FROM open AS o
                 WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
-            ), scored AS MATERIALIZED (
+            ), base AS MATERIALIZED (
                 SELECT j, c.fits, 1 - c.distance AS similarity,
+                       CASE WHEN $23 > 0 THEN 1 - (j.job_role_embedding <=> $22) END
+                           AS role_similarity,
                        (1 - c.distance)
                        + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
                        + $12 * jobmatch_word_share($9, j.job_document, '{b,c}')
@@ -288,6 +292,16 @@ BEGIN
                        c.distance
                 FROM candidates AS c
                 INNER JOIN canonical_jobs AS j ON j.id = c.id
+            ), spread AS MATERIALIZED (
+                SELECT avg(b.role_similarity) AS role_mean,
+                       stddev_pop(b.role_similarity) AS role_sd,
+                       stddev_pop(b.similarity) AS sd
+                FROM base AS b
+            ), scored AS NOT MATERIALIZED (
+                SELECT b.j, b.fits, b.similarity, b.distance,
+                       b.score + coalesce($23 * (b.role_similarity - s.role_mean)
+                                          / nullif(s.role_sd, 0) * s.sd, 0) AS score
+                FROM base AS b CROSS JOIN spread AS s
             ), relevant AS (
                 SELECT c.*,
                        CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
@@ -329,7 +343,8 @@ BEGIN
               s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
               v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
               s.rank_experience_weight, s.rank_freshness_weight, now(),
-              NULL::text[], jobmatch_lower_set(u.job_categories[1:50]);
+              NULL::text[], jobmatch_lower_set(u.job_categories[1:50]),
+              u.user_role_embedding, s.rank_role_weight;
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);
