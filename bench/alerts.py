@@ -106,7 +106,8 @@ def vectors(name: str, n: int, dims: int, stream: int) -> tuple[np.ndarray, np.n
         np.savez(path / "meta.npz", occ=s.occ, title=s.title, skills=s.skills)
         done.write_text(json.dumps({"seconds": round(time.time() - t0, 1)}))
         log(f"generated {n} {name} vectors ({dims}-d) in {time.time() - t0:.0f}s")
-    meta = np.load(path / "meta.npz")
+    with np.load(path / "meta.npz") as npz:  # an NpzFile reads the array at every access
+        meta = {k: npz[k] for k in npz.files}
     return np.load(path / "vectors.npy", mmap_mode="r"), meta
 
 
