@@ -121,8 +121,8 @@ def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     fits = conn.execute(
         "SELECT count(*) FROM canonical_jobs j, user_preferences u"
         " WHERE 1 - (j.job_embedding <=> u.user_embedding) >= 0.3"
-        " AND jobmatch_pair_fits(jobmatch_lower_set(u.preferred_locations),"
-        "                        jobmatch_lower_set(u.employment_types), u, j)").fetchone()[0]
+        " AND jobmatch_fits(u, jobmatch_lower_set(u.preferred_locations),"
+        "                   jobmatch_lower_set(u.employment_types), j)").fetchone()[0]
     assert above > fits > len(from_jobs) + 50
     # the job-category rule lets in pairs the floor alone would not
     conn.execute("UPDATE user_preferences SET job_categories = NULL")
@@ -132,6 +132,12 @@ def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     conn.execute("UPDATE embedding_models SET relevance_margin = NULL WHERE is_active")
     open_jobs, open_users = pairs_both_ways(conn, job_ids, user_ids)
     assert open_jobs == open_users and len(open_jobs) > len(from_jobs)
+    # a gradual rollout: seekers outside the semantic share get keyword
+    # matches from match_jobs, and no job from match_users
+    conn.execute("UPDATE jobmatch_settings SET semantic_share = 50")
+    half_jobs, half_users = pairs_both_ways(conn, job_ids, user_ids)
+    assert half_jobs == half_users
+    assert 0.2 * len(open_jobs) < len(half_jobs) < 0.8 * len(open_jobs)
 
 
 def test_agreement_holds_through_both_vector_indexes(conn):
