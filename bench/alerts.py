@@ -369,8 +369,12 @@ def main(argv: list[str] | None = None) -> int:
             "SELECT model, similarity_threshold, relevance_margin, index_method, index_halfvec,"
             " hnsw_ef_search FROM embedding_models WHERE is_active").fetchone()
         result["user_index"] = build_user_index(conn, info)
-        log("pre-reading the seekers' index ...")
-        perf_db.preread(perf_db.relation_files(conn, ["user_preferences_user_embedding_ann"]))
+        # The working set in memory, as a database server sized for it has:
+        # the index, and the seekers' rows with their vectors (TOAST), which
+        # the distances are computed from.
+        log("pre-reading the seekers' index and rows ...")
+        perf_db.preread(perf_db.relation_files(conn, ["user_preferences_user_embedding_ann",
+                                                      "user_preferences", "user_preferences_pkey"]))
         rng = np.random.default_rng(5)
         query_jobs = [int(x) + 1 for x in rng.choice(a.window_jobs, a.queries, replace=False)]
         log(f"match_users(job, {a.k}): warm-up, then {a.queries} jobs ...")
