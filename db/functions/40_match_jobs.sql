@@ -226,12 +226,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    -- the seeker's words, job categories and hard filters
-    -- (jobmatch_seeker_terms, 46_match_pair.sql: shared with match_users)
+    -- the seeker's words and job categories (jobmatch_seeker_terms,
+    -- 46_match_pair.sql: shared with match_users) and hard filters
     t := jobmatch_seeker_terms(u);
     v_query := t.query;
-    v_places := t.places;
-    v_types := t.types;
+    SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
     IF s.match_hard_filters THEN
         v_near_misses := s.match_near_misses;
     END IF;

@@ -6,23 +6,18 @@
 -- seeker, and the seeker's candidates the relevance floor is measured
 -- against.
 
--- What the score and the filters need of a seeker, derived once per
--- seeker: their words (keyword query, skill words, role words), their job
--- categories (the first 50), and their hard filters (jobmatch_seeker_filters).
+-- What the score needs of a seeker, derived once per seeker: their words
+-- (keyword query, skill words, role words) and their job categories (the
+-- first 50, for jobmatch_relevant). Their hard filters are
+-- jobmatch_seeker_filters (50_vector_index.sql).
 CREATE OR REPLACE FUNCTION jobmatch_seeker_terms(
     u user_preferences,
-    OUT query tsquery, OUT skill_words text[], OUT role_words text[],
-    OUT categories text[], OUT places text[], OUT types text[]
+    OUT query tsquery, OUT skill_words text[], OUT role_words text[], OUT categories text[]
 )
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-BEGIN
-    query := user_keyword_query(u);
-    skill_words := jobmatch_words(u.technical_skills);
-    role_words := jobmatch_words(u.job_roles, false);
-    categories := jobmatch_lower_set(u.job_categories[1:50]);
-    SELECT f.places, f.types INTO places, types FROM jobmatch_seeker_filters(u) AS f;
-END
+    SELECT user_keyword_query(u), jobmatch_words(u.technical_skills),
+           jobmatch_words(u.job_roles, false), jobmatch_lower_set(u.job_categories[1:50])
 $$;
 
 -- The ranking score of a pair: cosine, plus the seeker's words (keyword
@@ -95,8 +90,8 @@ $$;
 -- the first) and scored (the job row j, fits, similarity, score, distance).
 -- Parameters: $1 the seeker's vector, $2 the window's start, $3 the pool,
 -- $4 the seeker, $5 places, $6 types, $7 jobmatch_settings, $8 keyword
--- query, $9 skill words, $10 role words ($5, $6, $8-$10 from
--- jobmatch_seeker_terms), $11 now.
+-- query, $9 skill words, $10 role words ($5, $6 from jobmatch_seeker_filters,
+-- $8-$10 from jobmatch_seeker_terms), $11 now.
 CREATE OR REPLACE FUNCTION jobmatch_scored_jobs_sql(p_model embedding_models, p_exact boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -160,6 +155,7 @@ LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
     t record;
+    f record;
     v_best double precision;
     v_sort text;
     v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
@@ -168,11 +164,12 @@ BEGIN
         RETURN NULL;
     END IF;
     t := jobmatch_seeker_terms(u);
+    SELECT * INTO f FROM jobmatch_seeker_filters(u);
     v_sort := jobmatch_prepare_job_search(p_model, p_window_start, v_exact);
     EXECUTE jobmatch_scored_jobs_sql(p_model, v_exact) || ' SELECT max(c.score) FROM scored AS c'
         INTO v_best
         USING u.user_embedding, p_window_start, greatest(s.match_max_limit, s.match_candidates),
-              u, t.places, t.types, s, t.query, t.skill_words, t.role_words, p_at;
+              u, f.places, f.types, s, t.query, t.skill_words, t.role_words, p_at;
     IF v_sort IS NOT NULL THEN
         PERFORM set_config('enable_sort', v_sort, true);
     END IF;
