@@ -64,7 +64,8 @@ def cmd_migrate(args) -> int:
     model, provider, dims, threshold = result["model"]
     print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
     if roles:
-        print(f"roles: {roles[0]} may call match_jobs; {roles[1]} may use the queue API")
+        print(f"roles: {roles[0]} may call match_jobs, match_users and next_job_alerts;"
+              f" {roles[1]} may use the queue API")
     return 0
 
 
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(p, "--limit", "JOBMATCH_MATCH_LIMIT", 10, type=int, help="how many jobs")
     env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
     p.set_defaults(func=cmd_match)
+
+    from .alerts import add_parsers as add_alert_parsers  # alerts, match-users
+    add_alert_parsers(sub)
 
     p = sub.add_parser("health", help="coverage, queue depth, dead letters, usage")
     env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")

@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import db, queue
+from .alerts import print_demo_alerts
 from .demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers
 from .drain import DrainStats, drain
 from .embedders import LocalEmbedder
@@ -100,7 +101,8 @@ def run_demo(args) -> int:
                   "them. Pass --reset (JOBMATCH_DEMO_RESET=1) to do so.", file=sys.stderr)
             return 2
         if existing:
-            conn.execute("TRUNCATE canonical_jobs, user_preferences RESTART IDENTITY")
+            conn.execute("TRUNCATE canonical_jobs, user_preferences, job_alerts, alerted_jobs"
+                         " RESTART IDENTITY")
 
         started = time.monotonic()
         jobs = generate_jobs(args.jobs, seed=args.seed, days=DEMO_DAYS)
@@ -122,9 +124,11 @@ def run_demo(args) -> int:
             [args.show]).fetchall()
         for (user_id,) in shown:
             _print_matches(conn, user_id)
+        print_demo_alerts(conn)
 
         h = conn.execute("SELECT user_coverage_pct, job_coverage_pct, queue_depth, status"
                          " FROM embedding_health").fetchone()
         print(f"\nhealth: users {h[0]}% / jobs {h[1]}% embedded, queue {h[2]}, {h[3]}")
-        print("next: `jobmatch match USER_ID`, `jobmatch health`, `jobmatch db down`")
+        print("next: `jobmatch match USER_ID`, `jobmatch match-users JOB_ID`, `jobmatch alerts`,"
+              " `jobmatch health`, `jobmatch db down`")
     return 0

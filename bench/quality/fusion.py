@@ -9,8 +9,17 @@ jobmatch_job_fits, ts_rank_cd, jobmatch_word_share, jobmatch_experience_gap,
 jobmatch_near_miss_reason), so nothing here re-implements a rule; numpy only
 replays match_jobs' order (exact search: candidates = the nearest
 match_candidates jobs that fit, the nearest of any kind for the reference and
-near misses; the role similarity standardised over those candidates) for
-many weight settings.
+near misses; the role similarity in the model's units) for many weight
+settings.
+
+--role-scale global (the default, match_jobs' and match_users' form) scores
+the role similarity pair by pair, with no statistics of the seeker's
+candidates (so match_users scores one pair the same way): z = k * (role - mu), k and mu constants
+of the model fitted on each split's fitting half (role_constants): mu the
+median over its seekers of their candidates' mean role cosine, k the median
+of the ratio sd(profile cosine) / sd(role cosine) over their candidates. A
+per-seeker shift changes neither the order nor the floor, so only k matters
+for ranking; mu only for missing role vectors (z = 0) and the shown score.
 
 Split: seekers are split by ISCO-08 minor group (3 digits, the families of
 the benchmark: an occupation's siblings and cousins are in the same one), half
@@ -110,7 +119,9 @@ def _candidates(p: Pairs, candidates: int):
     """The weight-free part of match_jobs' order for one seeker, computed
     once: nearest fitting and nearest open candidates, and the role
     similarity standardised over them, in units of the cosines' spread
-    (match_jobs' `scored`): 0 where a side has no role vector."""
+    (match_jobs' `scored`): 0 where a side has no role vector. Also the
+    candidates' statistics role_constants() fits the global form on: mean
+    role cosine, sd(profile cosine) / sd(role cosine) (None if undefined)."""
     key = f"_candidates_{candidates}"
     got = p.__dict__.get(key)
     if got is None:
@@ -121,13 +132,33 @@ def _candidates(p: Pairs, candidates: int):
         role = p.f["role"]
         z = np.zeros(len(sim))
         known = pool[~np.isnan(role[pool])]
+        stats = None
         if len(known) and len(pool):
             sd = role[known].std()
             if sd > 0:
                 z[known] = (role[known] - role[known].mean()) / sd * sim[pool].std()
-        got = (fit_idx, open_idx, z)
+                stats = (float(role[known].mean()), float(sim[pool].std() / sd))
+        got = (fit_idx, open_idx, z, stats)
         p.__dict__[key] = got
     return got
+
+
+def role_constants(pairs, users, candidates: int = CANDIDATES) -> tuple[float, float]:
+    """k and mu of the pair-local role term z = k * (role - mu), fitted on
+    these seekers: mu the median of their candidates' mean role cosine, k
+    the median of sd(profile cosine) / sd(role cosine) over their candidates
+    (the per-seeker form's scale, made one constant)."""
+    stats = [s for u in users if (s := _candidates(pairs[u], candidates)[3]) is not None]
+    return (float(np.median([r for _, r in stats])), float(np.median([mu for mu, _ in stats])))
+
+
+def _global_z(p: Pairs, k: float, mu: float) -> np.ndarray:
+    key = f"_global_z_{k!r}_{mu!r}"
+    z = p.__dict__.get(key)
+    if z is None:
+        z = np.nan_to_num(k * (p.f["role"] - mu), nan=0.0)
+        p.__dict__[key] = z
+    return z
 
 
 @dataclass(frozen=True)
@@ -141,6 +172,10 @@ class Weights:
     margin: float = 0.25          # relevance floor below the best score; inf: none
     role: float = 0.5             # role similarity, standardised (jobmatch_settings.rank_role_weight)
     near_misses: int = NEAR_MISSES
+    # None: the role cosine standardised over the seeker's candidates (match_jobs);
+    # a number: the pair-local form z = role_k * (role - role_mu) (--role-scale global)
+    role_k: float | None = None
+    role_mu: float = 0.0
 
 
 def answer(p: Pairs, w: Weights, threshold: float = 0.82, candidates: int = CANDIDATES):
@@ -148,9 +183,11 @@ def answer(p: Pairs, w: Weights, threshold: float = 0.82, candidates: int = CAND
     whether each is a near miss."""
     f = p.f
     sim = f["sim"]
-    fit_idx, open_idx, role_z = _candidates(p, candidates)
+    fit_idx, open_idx, role_z, _ = _candidates(p, candidates)
     if not len(open_idx):
         return [], []
+    if w.role_k is not None:
+        role_z = _global_z(p, w.role_k, w.role_mu)
     score = (sim + w.keyword * f["kw"] + w.skill * f["skill"] + w.title * f["title"]
              - w.experience * f["exp"] + w.freshness * f["fresh"] + w.role * role_z)
     best = max(score[open_idx].max(), score[fit_idx].max() if len(fit_idx) else -np.inf)
@@ -196,14 +233,15 @@ GRID = {
 TOLERANCE = 0.01
 
 
-def fit(pairs, users) -> tuple[Weights, dict]:
+def fit(pairs, users, grid=GRID, **fixed) -> tuple[Weights, dict]:
     """The grid setting with the fewest unrelated jobs (another ISCO minor
     group) among those within TOLERANCE nDCG@10 of the best on these
     seekers, and with no more seekers left with nothing relevant than the
-    best: the floor may cost a little ranking quality, never the right job."""
+    best: the floor may cost a little ranking quality, never the right job.
+    `fixed`: Weights fields the same in every setting (role_k, role_mu)."""
     results = []
-    for kw, sk, ti, mg, ro in itertools.product(*GRID.values()):
-        w = Weights(keyword=kw, skill=sk, title=ti, margin=mg, role=ro)
+    for kw, sk, ti, mg, ro in itertools.product(*grid.values()):
+        w = Weights(keyword=kw, skill=sk, title=ti, margin=mg, role=ro, **fixed)
         results.append((w, evaluate(pairs, users, w)))
     top = max(results, key=lambda x: x[1]["ndcg"])[1]
     ok = [x for x in results if x[1]["ndcg"] >= top["ndcg"] - TOLERANCE
@@ -318,6 +356,14 @@ def main(argv=None) -> int:
                     help="pickle of the pairs' features: read if it exists, else written")
     ap.add_argument("--variants", action="store_true",
                     help="also load and score the robustness variants (bench/quality/variants.py)")
+    ap.add_argument("--role-scale", choices=("seeker", "global"), default="global",
+                    help="global (match_jobs, match_users): z = k * (role - mu), k and mu "
+                         "fitted on the fitting half, the model's role_scale and role_mean; "
+                         "seeker: the role cosine standardised over each seeker's candidates "
+                         "(the form before 0014 was released; same held-out nDCG@10)")
+    ap.add_argument("--role-weights", default=None,
+                    help="comma-separated role weights for the grid (default: "
+                         + ",".join(map(str, GRID["role"])) + "); e.g. 0 for none")
     ap.add_argument("--reuse", action="store_true",
                     help="use the tier's benchmark database as the last run left it "
                          "(functions re-applied, no reload)")
@@ -360,15 +406,25 @@ def main(argv=None) -> int:
             got["match_jobs_no_role"] = answers(conn, users, JOBMATCH.sql)
         finally:
             conn.execute("UPDATE jobmatch_settings SET rank_role_weight = %s", [role_weight])
+        grid = dict(GRID)
+        if args.role_weights is not None:
+            grid["role"] = tuple(float(x) for x in args.role_weights.split(","))
         rows = []
         for sd in range(args.splits):
             tr, te = split(data, sd)
-            w, r_tr = fit(pairs, tr)
+            fixed = {}
+            if args.role_scale == "global":
+                k, mu = role_constants(pairs, tr)
+                fixed = {"role_k": k, "role_mu": mu}
+                log(f"split {sd}: role scale global, k {k:.4f} mu {mu:.4f} "
+                    f"(fitted on {len(tr)} seekers)")
+            w, r_tr = fit(pairs, tr, grid, **fixed)
             r_te = evaluate(pairs, te, w)
-            shipped = evaluate(pairs, te, Weights())
-            no_role = evaluate(pairs, te, Weights(role=0.0))
+            shipped = evaluate(pairs, te, Weights(**fixed))
+            no_role = evaluate(pairs, te, Weights(role=0.0, **fixed))
             b = {k: baseline(truth, pairs, g, te) for k, g in got.items()}
-            rows.append({"split": sd, "weights": w.__dict__, "fit": {k: v for k, v in r_tr.items()
+            rows.append({"split": sd, "role_scale": args.role_scale, **fixed,
+                         "weights": w.__dict__, "fit": {k: v for k, v in r_tr.items()
                                                                      if k != "per_seeker_ndcg"},
                          "held_out": {k: v for k, v in r_te.items() if k != "per_seeker_ndcg"},
                          "shipped_defaults": {k: v for k, v in shipped.items()
@@ -382,7 +438,14 @@ def main(argv=None) -> int:
                 f"match_jobs {b['match_jobs']['ndcg']:.3f}, plan {b['plan']['ndcg']:.3f}, "
                 f"keyword {b['keyword']['ndcg']:.3f}) nothing {r_te['nothing_relevant']:.3f} "
                 f"weights {w}")
-    print(f"\nheld-out ISCO minor groups, {args.splits} splits (mean, 95% CI over splits)")
+    print(f"\nheld-out ISCO minor groups, {args.splits} splits (mean, 95% CI over splits); "
+          f"role scale {args.role_scale}, role weights {grid['role']}")
+    if args.role_scale == "global":
+        print(f"role term z = k * (role - mu): k {np.mean([r['role_k'] for r in rows]):.4f} "
+              f"mu {np.mean([r['role_mu'] for r in rows]):.4f} (mean over splits; per split "
+              + ", ".join(f"{r['role_k']:.3f}/{r['role_mu']:.3f}" for r in rows) + ")")
+    for key in ("role", "margin", "skill", "title", "keyword"):
+        print(f"fitted {key}: " + " ".join(f"{r['weights'][key]:g}" for r in rows))
     print(f"{'ranking':<26} {'nDCG@10':>8} {'95% CI':>17} {'nothing rel.':>13} "
           f"{'grade 0':>8} {'unrelated':>10} {'rows':>5}")
     for name, key in (("fitted on the other half", "held_out"),

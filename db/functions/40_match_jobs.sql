@@ -192,9 +192,8 @@ DECLARE
     v_query tsquery;
     v_places text[];
     v_types text[];
-    v_skill_words text[];
-    v_role_words text[];
     v_near_misses integer := 0;
+    t record;
     v_searched boolean := false;
     v_enable_sort text;
     v_rows bigint;
@@ -227,9 +226,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    v_query := user_keyword_query(u);
-    v_skill_words := jobmatch_words(u.technical_skills);
-    v_role_words := jobmatch_words(u.job_roles, false);
+    -- the seeker's words and job categories (jobmatch_seeker_terms,
+    -- 46_match_pair.sql: shared with match_users) and hard filters
+    t := jobmatch_seeker_terms(u);
+    v_query := t.query;
     SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
     IF s.match_hard_filters THEN
         v_near_misses := s.match_near_misses;
@@ -239,77 +239,38 @@ BEGIN
     -- semantic_share: seekers outside the rollout get the keyword path
     IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model
        AND jobmatch_in_semantic_share(u.user_id, s.semantic_share) THEN
-        -- Index knobs come from the model's row; the function's SET clauses
-        -- make them end with the call.
-        PERFORM jobmatch_set_search_knobs(m);
-        -- The planner does not cost detoasting and a distance per row, so with
-        -- wide vectors it keeps scanning a big window exactly (bench/README.md):
-        -- past exact_scan_max_rows, walk the index. Restored right after.
+        -- Index knobs from the model's row (the function's SET clauses make
+        -- them end with the call); past exact_scan_max_rows window jobs the
+        -- index is walked (enable_sort off, restored right after: the
+        -- planner does not cost detoasting wide vectors, bench/README.md).
         -- SET jobmatch.exact_search = on: no index, full precision, the
         -- ground truth a recall is measured against.
-        IF NOT v_exact AND vector_index_walk(m, v_window_start) THEN
-            v_enable_sort := current_setting('enable_sort');
-            PERFORM set_config('enable_sort', 'off', true);
-        END IF;
-        -- Candidates, both from the index (jobmatch_nearest_jobs_sql): the
+        v_enable_sort := jobmatch_prepare_job_search(m, v_window_start, v_exact);
+        -- Candidates, both from the index (jobmatch_scored_jobs_sql): the
         -- nearest jobs that fit the seeker's stated constraints, and the
-        -- nearest jobs of the window whatever the constraints ("open").
-        -- Each is scored: cosine, plus the role vectors' cosine standardised
-        -- over the candidates, in units of their cosines' spread (0 if a side
-        -- has none), plus the seeker's words (keyword rank, skill words,
-        -- role words in titles), less the experience gap, plus a little for
-        -- freshness (ties go to the newer job).
-        -- Relevant: a score within the model's relevance_margin of the
-        -- seeker's own best candidate of any kind (the reference: what the
-        -- seeker would get without constraints), so a job that fits but is
-        -- far from what the seeker asked for is not filler; a job whose
-        -- function is one of the seeker's job categories is relevant too
-        -- (the seeker named that field). Only relevant
-        -- jobs are returned: fitting ones first ('semantic'), then up to
-        -- match_near_misses that break exactly one stated constraint
-        -- ('near_miss', the reason first in match_reasons).
-        RETURN QUERY EXECUTE format($q$
-            WITH nearest AS MATERIALIZED (%s), open AS MATERIALIZED (%s),
-            candidates AS (
-                SELECT n.id, n.distance, true AS fits FROM nearest AS n
-                UNION ALL
-                SELECT o.id, o.distance, false FROM open AS o
-                WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
-            ), base AS MATERIALIZED (
-                SELECT j, c.fits, 1 - c.distance AS similarity,
-                       CASE WHEN $23 > 0 THEN 1 - (j.job_role_embedding <=> $22) END
-                           AS role_similarity,
-                       (1 - c.distance)
-                       + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
-                       + $12 * jobmatch_word_share($9, j.job_document, '{b,c}')
-                       + $13 * jobmatch_word_share($16, j.job_document, '{a}')
-                       - $17 * jobmatch_experience_gap($4.experience_level,
-                                 $4.years_of_experience, j.ai_job_level,
-                                 j.ai_years_experience_min, j.ai_years_experience_max)
-                       + $18 * greatest(0, 1 - extract(epoch FROM $19 - j.posted_date)
-                                           / greatest(extract(epoch FROM $19 - $2), 1))
-                           AS score,
-                       c.distance
-                FROM candidates AS c
-                INNER JOIN canonical_jobs AS j ON j.id = c.id
-            ), spread AS MATERIALIZED (
-                SELECT avg(b.role_similarity) AS role_mean,
-                       stddev_pop(b.role_similarity) AS role_sd,
-                       stddev_pop(b.similarity) AS sd
-                FROM base AS b
-            ), scored AS NOT MATERIALIZED (
-                SELECT b.j, b.fits, b.similarity, b.distance,
-                       b.score + coalesce($23 * (b.role_similarity - s.role_mean)
-                                          / nullif(s.role_sd, 0) * s.sd, 0) AS score
-                FROM base AS b CROSS JOIN spread AS s
-            ), relevant AS (
+        -- nearest jobs of the window whatever the constraints ("open"),
+        -- each with the pair's score (jobmatch_pair_score: cosine, plus the
+        -- seeker's words, less the experience gap, plus a little for
+        -- freshness). Relevant (jobmatch_relevant): a score within the
+        -- model's relevance_margin of the seeker's own best candidate of
+        -- any kind (the reference: what the seeker would get without
+        -- constraints), so a job that fits but is far from what the seeker
+        -- asked for is not filler; a job whose function is one of the
+        -- seeker's job categories is relevant too (the seeker named that
+        -- field). Only relevant jobs are returned: fitting ones first
+        -- ('semantic'), then up to match_near_misses that break exactly one
+        -- stated constraint ('near_miss', the reason first in
+        -- match_reasons). match_users (48_match_users.sql) reads the same
+        -- definitions.
+        RETURN QUERY EXECUTE jobmatch_scored_jobs_sql(m, v_exact) || $q$,
+            relevant AS (
                 SELECT c.*,
                        CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
                            AS miss
                 FROM scored AS c
-                WHERE c.similarity >= $8
-                  AND (c.score >= (SELECT max(r.score) FROM scored AS r) - $15
-                       OR coalesce(lower(btrim((c.j).ai_job_function)) = ANY ($21), false))
+                WHERE c.similarity >= $13
+                  AND jobmatch_relevant(c.score, (SELECT max(r.score) FROM scored AS r), $15,
+                                        (c.j).ai_job_function, $16)
                   AND (c.fits OR $14 > 0)
             ), kept AS (
                 SELECT * FROM relevant AS c WHERE c.fits
@@ -324,27 +285,18 @@ BEGIN
                    jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
-                   round(100 * least(1, greatest(0, c.score)
-                                         / (1 + $11 + $12 + $13))::numeric, 1),
+                   jobmatch_score_percent(c.score, $7),
                    CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
                         ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
                    CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text
             FROM kept AS c
             ORDER BY c.fits DESC, c.score DESC, (c.j).id
-            LIMIT $7
-        $q$, CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
-                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
-             -- the same search with no constraint: no places, no types, no pay
-             replace(CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
-                          ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END,
-                     'jobmatch_fits($4, $5, $6, j)', 'jobmatch_fits($4, $20, $20, j, false)'))
+            LIMIT $12
+        $q$
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
-              v_places, v_types, v_limit, m.similarity_threshold, v_skill_words, v_query,
-              s.rank_keyword_weight, s.rank_skill_weight, s.rank_title_weight,
-              v_near_misses, coalesce(m.relevance_margin, 'Infinity'), v_role_words,
-              s.rank_experience_weight, s.rank_freshness_weight, now(),
-              NULL::text[], jobmatch_lower_set(u.job_categories[1:50]),
-              u.user_role_embedding, s.rank_role_weight;
+              v_places, v_types, s, t.query, t.skill_words, t.role_words, now(),
+              v_limit, m.similarity_threshold, v_near_misses, m.relevance_margin,
+              t.categories;
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);

@@ -1,4 +1,4 @@
--- depends: 0012_role_focused_ranking
+-- depends: 0013_job_alerts
 -- A second vector per row (issue #13): the role text (the profile text's
 -- first line: what the work is called, 10_profile_text.sql) is embedded on
 -- its own beside the profile text, and match_jobs fuses the two
@@ -19,13 +19,34 @@ ADD COLUMN user_role_embedding vector;
 ALTER TABLE embedding_queue
 ADD COLUMN parked_role_embedding vector;
 
--- How much the role similarity counts in match_jobs' score, in standard
--- deviations of the profile similarity among the seeker's candidates (both
--- are standardised per seeker: the local model's cosines are compressed).
--- 0: the role vectors are not used.
+-- How much the role similarity counts in a pair's score (match_jobs,
+-- match_users): rank_role_weight * role_scale * (role cosine - role_mean).
+-- The model's role_scale puts the role cosines in units of its profile
+-- cosines' spread among a seeker's candidates, role_mean centres them (the
+-- local model's cosines are compressed: raw sums are not comparable); both
+-- are the model's constants, fitted once, so a pair's score needs nothing
+-- of the other pairs and both directions give the same number. A pair
+-- where a side has no role vector adds 0. rank_role_weight 0: the role
+-- vectors are not used.
 ALTER TABLE jobmatch_settings
 ADD COLUMN rank_role_weight double precision NOT NULL DEFAULT 0.5
 CHECK (rank_role_weight >= 0);
+
+ALTER TABLE embedding_models
+ADD COLUMN role_scale double precision NOT NULL DEFAULT 1
+CHECK (role_scale >= 0 AND role_scale < 'Infinity'),
+ADD COLUMN role_mean double precision NOT NULL DEFAULT 0.5
+CHECK (role_mean BETWEEN -1 AND 1);
+
+-- The local model's role units, fitted on the fitting halves of the ESCO
+-- splits (bench.quality.fusion --role-scale global): k = the median over
+-- seekers of their candidates' profile-cosine spread over their role-cosine
+-- spread (0.69), mu = the median of their mean role cosine (0.84). Held
+-- out, the same nDCG@10 as standardising per seeker (0.774 both). Other
+-- models keep 1 and 0.5 until measured (docs/dba.md).
+UPDATE embedding_models
+SET role_scale = 0.69, role_mean = 0.84
+WHERE model = 'multilingual-e5-small';
 
 -- Fitted with the role term on half the ESCO occupations, split by ISCO
 -- group, 5 splits (bench/quality/README.md): role 0.5 in every split, and
