@@ -311,19 +311,22 @@ class Verdict:
 
 
 def verify(conn, dims: int = DIMS, model: str = MODEL) -> Verdict:
-    """Every job and seeker has the vector of its CURRENT profile text, made
+    """Every job and seeker has the vectors of its CURRENT profile text, made
     by `model`: embedding_hash = jobmatch_text_hash(current text), the stored
-    text is the current text, and the vector equals fake_embedding(text)."""
+    text is the current text, the vector equals fake_embedding(text), and the
+    role vector fake_embedding(role text) (none when the text has no role)."""
     rows = conn.execute(
         "SELECT 'job', id, job_profile_text(j), job_embedding_text, job_embedding_model,"
-        "       job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), job_embedding"
+        "       job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), job_embedding,"
+        "       jobmatch_job_role_text(j), job_role_embedding"
         " FROM canonical_jobs AS j"
         " UNION ALL"
         " SELECT 'user', user_id, user_profile_text(u), embedding_text, embedding_model,"
-        "       embedding_hash = jobmatch_text_hash(user_profile_text(u)), user_embedding"
+        "       embedding_hash = jobmatch_text_hash(user_profile_text(u)), user_embedding,"
+        "       jobmatch_user_role_text(u), user_role_embedding"
         " FROM user_preferences AS u").fetchall()
     v = Verdict(rows=len(rows))
-    for kind, ident, current, text, row_model, hash_ok, vec in rows:
+    for kind, ident, current, text, row_model, hash_ok, vec, role, role_vec in rows:
         key = (kind, ident)
         if vec is None:
             v.missing.append(key)
@@ -333,9 +336,24 @@ def verify(conn, dims: int = DIMS, model: str = MODEL) -> Verdict:
             v.bad_hash.append(key)
         elif not np.allclose(vec.to_numpy(), fake_embedding(current, dims), atol=1e-6):
             v.bad_vector.append(key)
+        elif (role_vec is None) != (role is None) or (role is not None and not np.allclose(
+                role_vec.to_numpy(), fake_embedding(role, dims), atol=1e-6)):
+            v.bad_vector.append(key)
         else:
             v.correct += 1
     return v
+
+
+def texts_needed(conn) -> int:
+    """Distinct texts the rows' vectors are made of: profile and role texts
+    (a row sends up to two; identical texts of one kind are one)."""
+    return count(conn, """
+        SELECT count(DISTINCT (t.kind, t.text)) FROM (
+            SELECT 'job' AS kind, job_profile_text(j) AS text FROM canonical_jobs AS j
+            UNION ALL SELECT 'job', jobmatch_job_role_text(j) FROM canonical_jobs AS j
+            UNION ALL SELECT 'user', user_profile_text(u) FROM user_preferences AS u
+            UNION ALL SELECT 'user', jobmatch_user_role_text(u) FROM user_preferences AS u
+        ) AS t WHERE t.text IS NOT NULL""")
 
 
 def percentile(values, q: float) -> float | None:

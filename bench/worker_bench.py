@@ -875,8 +875,11 @@ def measure_freshness(bdb: BenchDb, plan, latency: float, worker: Proc, args) ->
     changed = semantic = 0
     fresh_sql = ("SELECT embedding_hash IS NOT DISTINCT FROM jobmatch_text_hash(user_profile_text(u))"
                  " FROM user_preferences AS u WHERE user_id = %s")
+    # answered from the new vector: fitting jobs ('semantic') and near misses
+    # ('near_miss', issue #13) both come from it; 'keyword' or nothing does not
     match_sql = ("SELECT coalesce(array_agg(job_id ORDER BY match_score DESC, job_id), '{}'),"
-                 " coalesce(bool_and(match_method = 'semantic'), false) FROM match_jobs(%s, 10)")
+                 " coalesce(bool_and(match_method IN ('semantic', 'near_miss')), false)"
+                 " FROM match_jobs(%s, 10)")
     with bdb.connect() as w, bdb.connect() as rd:
         w.prepare_threshold = rd.prepare_threshold = 0
         for uid, roles, skills, cats in plan:
@@ -984,9 +987,12 @@ def section_write_path(bdb: BenchDb, conn, args, results: dict) -> None:
     single = []
     for k, (kind, triggers) in enumerate(cases):
         chunk = ids[k * m:(k + 1) * m] if len(ids) >= 4 * m else ids[:m]
-        if kind == "changes_text":  # ai_summary is part of job_profile_text
-            stmt = "UPDATE canonical_jobs SET ai_summary = %s WHERE id = %s"
-            params = [[f"Updated summary {k}-{i}: hiring now", i] for i in chunk]
+        if kind == "changes_text":
+            # ai_job_function is part of job_profile_text, not of the keyword
+            # document (ai_summary was, until role-focused texts left a job's
+            # summary out when it names skills: issue #13)
+            stmt = "UPDATE canonical_jobs SET ai_job_function = %s WHERE id = %s"
+            params = [[f"Updated function {k}-{i}", i] for i in chunk]
         else:  # ai_employment_type is not
             stmt = "UPDATE canonical_jobs SET ai_employment_type = %s WHERE id = %s"
             params = [["Contract" if i % 2 else "Part-time", i] for i in chunk]

@@ -116,10 +116,11 @@ def test_profile_texts_of_huge_inputs_are_bounded(conn):
     j_text, = conn.execute("SELECT job_profile_text(j) FROM canonical_jobs AS j WHERE id = %s",
                            [job_id]).fetchone()
     assert len(u_text) <= MAX_PROFILE and len(j_text) <= MAX_PROFILE
-    # a list keeps its first items, whole
-    assert "Technical skills: word0x, word1x, word2x" in u_text
-    assert "Required skills: word0x, word1x" in j_text
-    assert f"word{50}x" not in u_text.split("Technical skills: ")[1].split(". ")[0]
+    # a list keeps its first items, whole (role-focused texts, migration 0012:
+    # one "Skills:" part; pay, places and the like are filters, not text)
+    assert "Skills: word0x, word1x, word2x" in u_text
+    assert "Skills: word0x, word1x" in j_text
+    assert f"word{50}x" not in u_text.split("Skills: ")[1].split(". ")[0]
 
 
 def test_a_normal_list_is_joined_in_full(conn):
@@ -166,10 +167,24 @@ def test_a_good_salary_with_a_bad_bound_keeps_the_good_one(conn):
     assert [r[0] for r in rows] == [j]
     assert "Pays NGN 3M (your minimum: 1M)" in rows[0][2]
     assert too_low not in [r[0] for r in rows]
+    # pay is a filter, not embedded (migration 0012); the salary text keeps the good bound
     u_text, = conn.execute("SELECT user_profile_text(u) FROM user_preferences AS u").fetchone()
-    assert "Minimum salary: NGN 1,000,000" in u_text
+    assert "alary" not in u_text
+    assert conn.execute("SELECT jobmatch_salary_text('NGN', 1000000, 'NaN')"
+                        ).fetchone() == ("NGN 1,000,000",)
     assert conn.execute("SELECT jobmatch_pay(2.5), jobmatch_pay('NaN'), jobmatch_pay(NULL)"
                         ).fetchone() == (2.5, None, None)
+
+
+def test_a_near_miss_on_pay_names_only_good_bounds(conn):
+    base = unit(1)
+    user(conn, 1, job_roles=["Nurse"], salary_min=3_000_000, salary_max="NaN")
+    set_user_vector(conn, 1, base)
+    j = job(conn, title="Nurse", ai_salary_min="-5", ai_salary_max=2_000_000)
+    set_job_vector(conn, j, at_similarity(base, 0.95, 2))
+    rows = match(conn, 1)
+    assert [r[:2] for r in rows] == [(j, "near_miss")]
+    assert rows[0][2][0] == "Pays NGN 2M (you asked for 3M+)"
 
 
 # 3. Future and NULL posted dates --------------------------------------------

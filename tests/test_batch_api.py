@@ -16,7 +16,7 @@ import pytest
 from fake_openai import fake_embedding
 from helpers import job, queue_rows
 from worker_support import (KEY, MODEL, ROOT, oconn, run_worker, server,  # noqa: F401
-                            stored)
+                            stored, stored_roles)
 
 DIMS = 256
 
@@ -39,12 +39,13 @@ def low_priority_rows(conn, n_jobs=5) -> list[int]:
 
 
 def assert_vectors_are_the_providers(conn, ids) -> None:
-    for i, text in conn.execute("SELECT id, job_embedding_text FROM canonical_jobs"
-                                " WHERE id = ANY(%s)", [ids]):
-        (v,) = conn.execute("SELECT job_embedding FROM canonical_jobs WHERE id = %s",
-                            [i]).fetchone()
-        assert np.allclose(np.asarray(v.to_list() if hasattr(v, "to_list") else v),
-                           fake_embedding(text, DIMS), atol=1e-6)
+    for i, text, role in conn.execute("SELECT id, job_embedding_text,"
+                                      " jobmatch_role_text(job_embedding_text)"
+                                      " FROM canonical_jobs WHERE id = ANY(%s)", [ids]):
+        v, r = conn.execute("SELECT job_embedding, job_role_embedding FROM canonical_jobs"
+                            " WHERE id = %s", [i]).fetchone()
+        assert np.allclose(v.to_numpy(), fake_embedding(text, DIMS), atol=1e-6)
+        assert np.allclose(r.to_numpy(), fake_embedding(role, DIMS), atol=1e-6)
 
 
 def test_a_backfill_goes_through_batches_and_fresh_edits_stay_with_the_worker(oconn, dsn,
@@ -55,14 +56,16 @@ def test_a_backfill_goes_through_batches_and_fresh_edits_stay_with_the_worker(oc
     assert proc.returncode == 0, proc.stderr
     assert "batches submitted: 3, applied: 3 (5 vectors written, 0 rows failed)" in proc.stdout
     assert server.inputs == []  # nothing through the synchronous endpoint
-    texts = stored(oconn)
-    assert sorted(server.batch_inputs) == sorted(texts[("job", i)][0] for i in ids)
+    texts, roles = stored(oconn), stored_roles(oconn)
+    # each request carries the row's two texts: profile and role
+    assert sorted(server.batch_inputs) == sorted([texts[("job", i)][0] for i in ids]
+                                                 + [roles[("job", i)][0] for i in ids])
     assert queue_rows(oconn) == [("job", fresh)]
     assert_vectors_are_the_providers(oconn, ids)
     # billed at the Batch price (half of $0.02 per 1M tokens)
     inputs, tokens, batch_inputs, batch_tokens, usd = oconn.execute(
         "SELECT inputs, tokens, batch_inputs, batch_tokens, usd FROM embedding_spend").fetchone()
-    assert (inputs, tokens, batch_inputs) == (0, 0, 5) and batch_tokens > 0
+    assert (inputs, tokens, batch_inputs) == (0, 0, 10) and batch_tokens > 0
     assert float(usd) == pytest.approx(batch_tokens * 0.01 / 1e6)
     assert oconn.execute("SELECT count(*), bool_and(status = 'applied')"
                          " FROM embedding_api_batches").fetchone() == (3, True)

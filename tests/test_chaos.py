@@ -43,7 +43,10 @@ def test_postgres_restart_while_draining_loses_nothing(private_server, tmp_path)
                          timeout=180)
     m = r.metrics
     assert m["reconnect_logs"] > 0 and len(m["recovered_after_s"]) == 1  # it noticed, came back
-    assert m["distinct_texts"] == m["rows"] == 1500  # every text embedded...
+    # every text embedded (each job's profile and role texts, each seeker's
+    # profile text and the 20 role texts they share)...
+    assert m["distinct_texts"] == m["texts"] == 2 * 1200 + 300 + 20
+    assert m["rows_sent"] == m["rows"] == 1500
     # ...and only the batches in flight twice: one being written, one being embedded
     assert m["resent"] <= 2 * m["batch"]
     report(r)
@@ -56,7 +59,8 @@ def test_sigkill_loop_while_rows_change_keeps_every_vector_current(oconn, dsn, t
     m = r.metrics
     assert m["kills"] >= 3 and m["kills_mid_batch"] >= 2
     assert m["updates"] > 100  # rows really were edited while the kills went on
-    assert m["inputs"] <= 1.2 * m["needed"], m  # needed = initial rows + edits
+    # needed = initial rows + edits, each sending its profile and role texts
+    assert m["inputs"] <= 1.2 * 2 * m["needed"], m
     v = verify(oconn)
     assert v.ok and v.rows == 3000, v.summary()  # hash and vector of the current text
     assert oconn.execute("SELECT count(*) FROM embedding_dead_letter").fetchone()[0] == 0

@@ -377,3 +377,66 @@ def test_seekers_have_real_matches_in_jobs(seekers, tagged_jobs):
             continue
         candidates = by_family[index[s["job_roles"][0]]]
         assert any(set(s["technical_skills"]) & set(j["ai_required_skills"]) for j in candidates)
+
+
+# --------------------------------------------------------------------------- the demo's answers
+
+def test_demo_seekers_get_their_own_occupation_first_when_one_fits(conn):
+    """Through the whole pipeline with the bundled model (profile texts,
+    vectors, match_jobs): a demo seeker with a job of their own family that
+    fits what they stated gets one (most often first), and unrelated
+    families rarely fill lists. Small, so the local model embeds it in ~a minute."""
+    from jobmatch.demo import DEMO_DAYS, load_and_embed
+
+    tagged = dd.generate_jobs_with_family(150, seed=7, days=DEMO_DAYS)
+    seekers = [s for s in dd.generate_seekers(60, seed=8) if s["job_roles"]][:30]
+    load_and_embed(conn, [j for _, j in tagged], seekers)
+    ids = [r[0] for r in conn.execute("SELECT id FROM canonical_jobs ORDER BY id")]
+    family_of_job = dict(zip(ids, (f for f, _ in tagged)))
+    # related: the family itself, its neighbours, families of the same function
+    near = {f["title"]: {dd.FAMILIES[i]["title"] for i in dd._NEIGHBOURS[k]} | {f["title"]}
+            | {g["title"] for g in dd.FAMILIES if g["function"] == f["function"]}
+            for k, f in enumerate(dd.FAMILIES)}
+    checked = shown = unrelated_rows = firsts_own = 0
+    for s in seekers:
+        own = dd.family_of_role(s["job_roles"][0])
+        fitting_own = {jid for (jid,) in conn.execute(
+            "SELECT j.id FROM canonical_jobs AS j, user_preferences AS u"
+            " WHERE u.user_id = %s AND j.posted_date >= current_date - 60"
+            "   AND jobmatch_job_fits(jobmatch_lower_set(u.preferred_locations),"
+            "       u.willing_to_relocate, jobmatch_lower_set(u.employment_types),"
+            "       u.salary_min, u.salary_max, u.salary_currency, j.ai_city, j.ai_state,"
+            "       j.ai_country, j.ai_remote_allowed, j.ai_work_arrangement,"
+            "       j.ai_employment_type, j.ai_salary_min, j.ai_salary_max, j.ai_salary_currency)",
+            [s["user_id"]]) if family_of_job[jid] == own}
+        rows = conn.execute("SELECT job_id, match_method FROM match_jobs(%s, 10)",
+                            [s["user_id"]]).fetchall()
+        families = [family_of_job[jid] for jid, _ in rows]
+        if fitting_own:
+            checked += 1
+            dbg = conn.execute(
+                "SELECT j.id, j.title, round((1 - (j.job_embedding <=> u.user_embedding))::numeric, 3)"
+                " FROM canonical_jobs j, user_preferences u WHERE u.user_id = %s AND j.id = ANY(%s)"
+                " ORDER BY 3 DESC", [s["user_id"], list(fitting_own)]).fetchall()
+            best = conn.execute(
+                "SELECT j.title, round((1 - (j.job_embedding <=> u.user_embedding))::numeric, 3)"
+                " FROM canonical_jobs j, user_preferences u WHERE u.user_id = %s"
+                " AND j.posted_date >= current_date - 60 ORDER BY 2 DESC LIMIT 3",
+                [s["user_id"]]).fetchall()
+            # at least one of their own occupation (the first row is of a
+            # related family, not always their own: see the report of #13)
+            assert own in families, (s["job_roles"], families, dbg, best)
+            firsts_own += families[0] == own
+        shown += len(families)
+        unrelated_rows += sum(1 for f in families if f not in near[own])
+    # own first for all but at most one (the role vectors, migration 0014:
+    # 12 of 12 measured; 11 of 12 without them)
+    assert checked >= 5 and firsts_own >= checked - 1, (firsts_own, checked)
+    # little filler: jobs of neither the seeker's family nor a neighbouring
+    # one are rare (a seeker whose own best job is weak can still get one)
+    # measured 44 of 156 (28%) when written; 50 of 156 (32%) with the weights
+    # fitted with role vectors (skill words 0.3, margin 0.25, role 0.5: on
+    # the 400-job demo they cut unrelated rows from 16% to 13%; pooled over
+    # both sets 21% either way). A guard against regressions, not the goal
+    # (no unrelated job at all)
+    assert unrelated_rows <= 0.33 * shown, (unrelated_rows, shown)

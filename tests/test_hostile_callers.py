@@ -179,6 +179,34 @@ def test_match_jobs_ignores_a_planted_pg_temp(conn, roles, data):
         assert_nothing_gained(conn, hostile, roles["bot"])
 
 
+def test_match_users_and_the_alert_feed_ignore_a_planted_pg_temp(conn, roles, data):
+    conn.execute("UPDATE user_preferences SET user_embedding = %s, embedding_model = %s",
+                 [unit(1), MODEL])
+    conn.execute("UPDATE canonical_jobs SET job_embedding = %s, job_embedding_model = %s",
+                 [unit(1), MODEL])
+    (welder,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
+    expected = sorted((u, j) for (j,) in conn.execute("SELECT id FROM canonical_jobs")
+                      for (u,) in conn.execute("SELECT user_id FROM match_users(%s)", [j]))
+    assert (1, welder) in expected and len(expected) >= 2
+    with login(conn, roles["bot"]) as hostile:
+        plant_everything(hostile, conn)
+        # the relevance floor's per-seeker search runs in there too
+        assert [r[0] for r in hostile.execute("SELECT * FROM match_users(%s, 10)", [welder])
+                ] == [u for u, j in expected if j == welder]
+        assert sorted(r[:2] for r in hostile.execute("SELECT * FROM next_job_alerts(10)")) \
+            == expected
+        assert hostile.execute("SELECT * FROM next_job_alerts(10)").fetchall() == []
+        assert_nothing_gained(conn, hostile, roles["bot"])
+    # the feed wrote the owner's table, not the planted one
+    assert sorted(conn.execute("SELECT user_id, job_id FROM job_alerts").fetchall()) == expected
+    # a worker or an application may not call either
+    for kind in ("worker", "writer"):
+        with login(conn, roles[kind]) as other:
+            for call in ("SELECT * FROM match_users(1, 10)", "SELECT * FROM next_job_alerts(10)"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    other.execute(call)
+
+
 def test_the_queue_triggers_ignore_a_writers_planted_pg_temp(conn, roles, data):
     with login(conn, roles["writer"]) as hostile:
         plant_everything(hostile, conn)  # its own statements name public.* below

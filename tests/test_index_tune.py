@@ -259,16 +259,22 @@ def test_recommend_prefers_the_smaller_setting_among_near_equal_latencies():
     assert recommend(points, 0.995) is None
 
 
-def test_drift_asks_for_a_job_index_only(conn):
-    # match_jobs searches jobs; nothing searches seekers by vector, so a big
-    # user_preferences without an index is no cause for a warning
+def test_drift_asks_for_an_index_on_either_side(conn):
+    # match_jobs searches jobs, match_users (and the alerts) seekers: a big
+    # table of either without an index scans exactly
     rng = np.random.default_rng(4)
     vecs = rng.standard_normal((10000, 384)).astype(np.float32)
     load_seekers(conn, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
-    assert drift(conn, 2, 0) == []
+    rows = drift(conn, 2, 0)
+    assert [(r["table_name"], r["warning"]) for r in rows if r["warning"]] == [(
+        "user_preferences", "user_preferences has 10000 vectors and no vector index: match"
+        " scans are exact; build one with `jobmatch index rebuild --table user`")]
     uniform(conn, 10000)
-    (row,) = drift(conn, 2, 0)
-    assert row["table_name"] == "canonical_jobs" and "no vector index" in row["warning"]
+    assert {(r["table_name"], "no vector index" in r["warning"])
+            for r in drift(conn, 2, 0) if r["warning"]} == {("canonical_jobs", True),
+                                                             ("user_preferences", True)}
+    conn.execute("SELECT * FROM build_vector_index('user', NULL, 0)")
+    assert [r["table_name"] for r in drift(conn, 2, 0) if r["warning"]] == ["canonical_jobs"]
 
 
 def test_tune_match_jobs_and_the_drift_check_share_one_search(conn):

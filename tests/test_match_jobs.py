@@ -172,7 +172,9 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
     rng = np.random.default_rng(42)
     # ~1/6 in the window: the index must not lose rows
     centers, _ = clustered_jobs(conn, rng, 12000, 20, 0.6, year_of_dates=True)
-    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3 WHERE is_active")
+    # no relevance floor: this compares the index with an exact scan
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.3,"
+                 " relevance_margin = NULL WHERE is_active")
     # an index over the whole table (tests/test_recent_index.py: the window's)
     conn.execute("UPDATE jobmatch_settings SET index_margin_days = NULL")
     seekers = []
@@ -292,9 +294,16 @@ def test_stated_constraints_are_hard_filters(conn, prefs, fits, misfits):
     q = constrained_seeker(conn, **prefs)
     keep = [add_job(conn, q, 0.9, title="Accountant", **f) for f in fits]
     drop = [add_job(conn, q, 0.95, title="Accountant", **f) for f in misfits]
-    got = {r["job_id"] for r in match(conn, 1, 50)}
-    assert got == set(keep)
-    assert not got & set(drop)
+    rows = match(conn, 1, 50)
+    assert {r["job_id"] for r in rows if r["match_method"] == "semantic"} == set(keep)
+    # a job breaking one constraint is only offered as a near miss, after
+    # every job that fits, saying what it breaks
+    misses = [r for r in rows if r["match_method"] == "near_miss"]
+    assert {r["job_id"] for r in misses} <= set(drop)
+    assert [r["match_method"] for r in rows] == ["semantic"] * len(keep) + ["near_miss"] * len(misses)
+    assert all("(you asked for " in r["match_reasons"][0] for r in misses)
+    conn.execute("UPDATE jobmatch_settings SET match_near_misses = 0")
+    assert {r["job_id"] for r in match(conn, 1, 50)} == set(keep)
     # the keyword fallback obeys them too
     conn.execute("UPDATE user_preferences SET user_embedding = NULL")
     assert {r["job_id"] for r in match(conn, 1, 50)} == set(keep)
@@ -304,18 +313,22 @@ def test_match_score_is_fused_score_on_a_0_100_scale(conn):
     q = unit(0)
     user(conn, 1, job_roles=["Zoologist"])
     set_user_vector(conn, 1, q)
+    conn.execute("UPDATE jobmatch_settings SET rank_freshness_weight = 0")
     add_job(conn, q, 0.91, title="Welder")  # no shared words or skills
     (row,) = match(conn, 1)
-    # cosine, plus 0.2 x keyword rank and 0.1 x skill overlap (both 0 here), over 1.3
-    assert float(row["match_score"]) == pytest.approx(91.0 / 1.3, abs=0.1)
+    # cosine, plus 0.1 x keyword rank, 0.3 x skill words and 0.04 x title
+    # words (all 0 here; the role term is 0 without role vectors), over 1.44
+    assert float(row["match_score"]) == pytest.approx(91.0 / 1.44, abs=0.1)
 
 
 def test_hard_filters_can_be_switched_off(conn):
     q = constrained_seeker(conn, preferred_locations=["Lagos"])
     far = add_job(conn, q, 0.9, ai_city="Kano", ai_state="Kano")
-    assert match(conn, 1) == []
+    (row,) = match(conn, 1)
+    assert row["job_id"] == far and row["match_method"] == "near_miss"
+    assert row["match_reasons"][0] == "In Kano, Kano (you asked for Lagos)"
     conn.execute("UPDATE jobmatch_settings SET match_hard_filters = false")
-    assert [r["job_id"] for r in match(conn, 1)] == [far]
+    assert [(r["job_id"], r["match_method"]) for r in match(conn, 1)] == [(far, "semantic")]
 
 
 def test_filtered_answers_are_still_full_through_the_index(conn):
@@ -330,8 +343,9 @@ def test_filtered_answers_are_still_full_through_the_index(conn):
             city = "Lagos" if i % 20 == 0 else "Kano"  # 5% of jobs fit
             cp.write_row((f"Job {i}", city, city, at_similarity(base, 0.6 + 0.3 * rng.random(),
                                                                   seed=i), MODEL_NAME))
-    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.5, ivfflat_probes = 1"
-                 " WHERE is_active")
+    # no relevance floor: this is about the index scan
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.5, ivfflat_probes = 1,"
+                 " relevance_margin = NULL WHERE is_active")
     user(conn, 1, job_roles=["X"], preferred_locations=["Lagos"])
     set_user_vector(conn, 1, base)
     conn.execute("SELECT * FROM build_vector_index('job')")
@@ -343,13 +357,17 @@ def test_filtered_answers_are_still_full_through_the_index(conn):
 
 def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
     q = unit(0)
+    # no relevance floor: the Bookkeeper scores more than the margin below
+    # the Payroll Accountant once the shared words count
+    conn.execute("UPDATE embedding_models SET relevance_margin = NULL WHERE is_active")
     user(conn, 1, job_roles=["Payroll Accountant"], technical_skills=["Sage", "IFRS"])
     set_user_vector(conn, 1, q)
     closer = add_job(conn, q, 0.92, title="Bookkeeper", ai_required_skills=["Excel"])
     better = add_job(conn, q, 0.90, title="Payroll Accountant",
                      ai_required_skills=["Sage", "IFRS"])
     assert [r["job_id"] for r in match(conn, 1)] == [better, closer]
-    conn.execute("UPDATE jobmatch_settings SET rank_keyword_weight = 0, rank_skill_weight = 0")
+    conn.execute("UPDATE jobmatch_settings SET rank_keyword_weight = 0, rank_skill_weight = 0,"
+                 " rank_title_weight = 0")
     assert [r["job_id"] for r in match(conn, 1)] == [closer, better]
 
 
@@ -522,3 +540,63 @@ def test_keyword_candidates_must_be_sensible(conn):
         with pytest.raises(error):
             conn.execute("UPDATE jobmatch_settings SET keyword_candidates = %s", [bad])
     assert conn.execute("SELECT keyword_candidates FROM jobmatch_settings").fetchone() == (200,)
+
+
+# ------------------------------------------------------------ relevance floor, near misses
+
+def test_unrelated_jobs_are_not_filler(conn):
+    """When the jobs that fit are far from what the seeker asked for (their
+    best job of any kind scores far higher), the seeker gets fewer rows, not
+    filler; the relevance floor is per model and can be switched off."""
+    q = constrained_seeker(conn, preferred_locations=["Benin City"], employment_types=["Contract"])
+    conn.execute("UPDATE jobmatch_settings SET match_near_misses = 0")
+    fits_far = add_job(conn, q, 0.80, title="Sales Executive", ai_city="Benin City")
+    fits_near = add_job(conn, q, 0.93, title="Accountant", ai_city="Benin City")
+    add_job(conn, q, 0.97, title="Accountant", ai_city="Lagos", ai_state="Lagos")
+    conn.execute("UPDATE embedding_models SET similarity_threshold = 0.5 WHERE is_active")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits_near]
+    conn.execute("UPDATE embedding_models SET relevance_margin = NULL WHERE is_active")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits_near, fits_far]
+
+
+def test_near_misses_come_after_every_fitting_job_and_say_what_they_break(conn):
+    q = constrained_seeker(conn, preferred_locations=["Lagos"], employment_types=["Contract"],
+                           salary_min=3000000)
+    fits = add_job(conn, q, 0.90, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                   ai_employment_type="Contract")
+    place = add_job(conn, q, 0.97, title="Accountant", ai_city="Kano", ai_state="Kano",
+                    ai_employment_type="Contract")
+    kind = add_job(conn, q, 0.96, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                   ai_employment_type="Full-time")
+    pay = add_job(conn, q, 0.95, title="Accountant", ai_city="Ikeja", ai_state="Lagos",
+                  ai_salary_min=1000000, ai_salary_max=2000000, ai_salary_currency="NGN")
+    add_job(conn, q, 0.98, title="Accountant", ai_city="Kano", ai_state="Kano",
+            ai_employment_type="Full-time")  # breaks two: never offered
+    rows = match(conn, 1)
+    assert [(r["job_id"], r["match_method"]) for r in rows] == [
+        (fits, "semantic"), (place, "near_miss"), (kind, "near_miss"), (pay, "near_miss")]
+    assert [r["match_reasons"][0] for r in rows[1:]] == [
+        "In Kano, Kano (you asked for Lagos)", "Full-time (you asked for Contract)",
+        "Pays NGN 1M-2M (you asked for 3M+)"]
+    conn.execute("UPDATE jobmatch_settings SET match_near_misses = 1")
+    assert [r["job_id"] for r in match(conn, 1)] == [fits, place]
+
+
+def test_experience_gap_and_freshness_break_near_ties(conn):
+    q = unit(0)
+    user(conn, 1, job_roles=["Accountant"], experience_level="Senior", years_of_experience=8)
+    set_user_vector(conn, 1, q)
+    entry = add_job(conn, q, 0.900, seed=11, title="Accountant", ai_job_level=["Entry"],
+                    ai_years_experience_min=0, ai_years_experience_max=2)
+    senior = add_job(conn, q, 0.898, seed=12, title="Accountant", ai_job_level=["Senior"],
+                     ai_years_experience_min=5, ai_years_experience_max=10)
+    assert [r["job_id"] for r in match(conn, 1)] == [senior, entry]  # weak, not excluded
+    assert conn.execute("SELECT jobmatch_experience_gap('Senior', 8, '{Entry}', 0, 2),"
+                        " jobmatch_experience_gap('Entry', 1, '{Senior}', 5, 10),"
+                        " jobmatch_experience_gap('Mid', NULL, '{Senior}', NULL, NULL),"
+                        " jobmatch_experience_gap(NULL, NULL, '{Senior}', 5, NULL)"
+                        ).fetchone() == (0.375, 1.0, pytest.approx(1 / 3), 0.0)
+    old = add_job(conn, q, 0.88, days_ago=40, seed=13, title="Accountant")
+    new = add_job(conn, q, 0.88, days_ago=2, seed=14, title="Accountant")
+    ids = [r["job_id"] for r in match(conn, 1)]
+    assert ids.index(new) < ids.index(old)

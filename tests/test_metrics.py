@@ -43,7 +43,7 @@ def test_a_running_worker_serves_its_metrics(oconn, dsn, server, workers):
     assert m[("jobmatch_worker_rows_total", (("outcome", "claimed"),))] == 5
     assert m[("jobmatch_provider_requests_total", (("outcome", "ok"),))] >= 1
     assert m[("jobmatch_provider_request_seconds_count", ())] >= 1
-    assert m[("jobmatch_provider_inputs_total", ())] == 5
+    assert m[("jobmatch_provider_inputs_total", ())] == 10  # each job's profile and role texts
     assert m[("jobmatch_provider_tokens_total", ())] > 0
     assert m[("jobmatch_coverage_ratio", (("entity", "job"),))] == 1.0
     assert m[("jobmatch_dead_letters", ())] == 0

@@ -29,6 +29,9 @@ RELEASED_MIGRATIONS = {
     "0009_hnsw_halfvec_default.sql": "33575ea149990912bb267f2a7b3812d6213ec1621c9217c90896d47e68592138",
     "0010_write_back_safety.sql": "9c211442af6548bf2eed3228d7f1ab092432590cb3328726fd70608f9a2644b1",
     "0011_bounded_job_document.sql": "600ea7516d9b13fa4fa60fbb0d0ca8a91a37f76618f2daa9bf6b5d8407fdfc30",
+    "0012_role_focused_ranking.sql": "6cd8f297802add78edafbea54ce0da2082ab34c694ada54aa090803bfd103262",
+    "0013_job_alerts.sql": "78ffdbe30c99f218da6ed19fa1274122f889f2b83ce8d84c4c4c1ed9941e5b90",
+    "0014_role_vectors.sql": "89f7b0258de7dd23adc58aeab3d633e10929ea2b3a1b972edba0095e2fc0841e",
     "0015_job_retention.sql": "ec7f7862ff25d586c8bf0770259c3a58340a0d995fdfcf06ec8e1451075b5c32",
 }
 
@@ -114,7 +117,9 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
                                    "0004_index_methods", "0005_ranking", "0006_exact_scan_rows",
                                    "0007_keyword_candidates", "0008_recent_job_index",
                                    "0009_hnsw_halfvec_default", "0010_write_back_safety",
-                                   "0011_bounded_job_document", "0015_job_retention"]
+                                   "0011_bounded_job_document", "0012_role_focused_ranking",
+                                   "0013_job_alerts", "0014_role_vectors",
+                                   "0015_job_retention"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

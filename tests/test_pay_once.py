@@ -1,7 +1,9 @@
 """Pay once per distinct text, and only for what can be matched: a claim
 hands out only rows that need a new vector. A text that already has a
 vector of the active model (the row's own after an edit is undone, or a
-duplicate posting's) gets it without an API call; jobs too old to ever be
+duplicate posting's) gets it, and its role vector, without an API call (a
+stored vector without the role vector its role text asks for is not reused:
+tests/test_role_vectors.py); jobs too old to ever be
 matched and seekers with nothing to embed are not embedded. The ledger
 counts what was saved."""
 
@@ -30,7 +32,7 @@ def vector(conn, table: str, key: str, value: int) -> np.ndarray:
 def test_a_duplicate_posting_reuses_the_vector_of_the_same_text(conn):
     first = job(conn, title="Welder", ai_required_skills=["TIG"], posted_date="now()")
     (row,) = queue.claim(conn, "w", 10)
-    assert queue.complete(conn, "w", MODEL, [row], [unit(1)]) == 1
+    assert queue.complete(conn, "w", MODEL, [row], [unit(1)], [unit(2)]) == 1
     # the same posting on another board, and a different one
     dup = job(conn, title="Welder", ai_required_skills=["TIG"], posted_date="now()")
     other = job(conn, title="Baker", posted_date="now()")
@@ -40,22 +42,22 @@ def test_a_duplicate_posting_reuses_the_vector_of_the_same_text(conn):
     assert np.allclose(vector(conn, "canonical_jobs", "id", dup), unit(1))
     assert conn.execute("SELECT job_embedding_hash FROM canonical_jobs WHERE id = %s",
                         [dup]).fetchone() == (row.text_hash,)
-    cached_inputs, cached_tokens, _ = usage(conn)
-    assert cached_inputs == 1 and cached_tokens >= len(row.text) // 4
+    cached_inputs, cached_tokens, _ = usage(conn)  # both texts of the row
+    assert cached_inputs == 2 and cached_tokens >= (len(row.text) + len(row.role_text)) // 4
     assert first != dup
 
 
 def test_an_edit_undone_before_the_worker_gets_to_it_costs_nothing(conn):
     user(conn, 1, job_roles=["Cook"])
     (row,) = queue.claim(conn, "w", 10)
-    assert queue.complete(conn, "w", MODEL, [row], [unit(7)]) == 1
+    assert queue.complete(conn, "w", MODEL, [row], [unit(7)], [unit(8)]) == 1
     conn.execute("UPDATE user_preferences SET job_roles = ARRAY['Chef']")
     conn.execute("UPDATE user_preferences SET job_roles = ARRAY['Cook']")  # back again
     assert queue_rows(conn) == [("user", 1)]
     assert queue.claim(conn, "w", 10) == []
     assert queue_rows(conn) == []
     assert np.allclose(vector(conn, "user_preferences", "user_id", 1), unit(7))
-    assert usage(conn)[0] == 1
+    assert usage(conn)[0] == 2  # the profile and the role text
 
 
 def test_jobs_too_old_to_be_matched_are_not_embedded(conn):
@@ -98,11 +100,11 @@ def test_health_shows_what_the_cache_and_the_window_rule_saved(conn, dsn):
 
     job(conn, title="Welder", posted_date="now()")
     (row,) = queue.claim(conn, "w", 10)
-    queue.complete(conn, "w", MODEL, [row], [unit(1)])
+    queue.complete(conn, "w", MODEL, [row], [unit(1)], [unit(2)])
     job(conn, title="Welder", posted_date="now()")
     job(conn, title="Old welder", posted_date=datetime.now(timezone.utc) - timedelta(days=90))
     assert queue.claim(conn, "w", 10) == []
-    assert "saved: 1 inputs reused" in jobmatch(dsn, "health").stdout
+    assert "saved: 2 inputs reused" in jobmatch(dsn, "health").stdout  # profile and role
     assert "1 not worth embedding" in jobmatch(dsn, "health").stdout
 
 

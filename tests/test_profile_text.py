@@ -1,4 +1,8 @@
-"""Profile texts are built in SQL in the original plan's format."""
+"""Profile texts are built in SQL and say what the work is: roles, titles,
+categories, skills, the seeker's words; places, pay, employment type and
+company size are match_jobs' filters, not part of the vector (issue #13).
+Two lines: what the work is called (also embedded alone, as the role text:
+tests/test_role_vectors.py), then what it involves."""
 
 from helpers import job, user
 
@@ -34,25 +38,17 @@ def job_text(conn, jid):
                         [jid]).fetchone()[0]
 
 
-def test_full_user_text_matches_plan_format(conn):
+def test_full_user_text_is_role_focused(conn):
     user(conn, 1, **FULL_USER)
     assert user_text(conn, 1) == (
-        "Seeking roles: Data Scientist, Machine Learning Engineer. Job categories: Data & AI. "
-        "Job interests: I want remote data work. Experience level: Senior. "
-        "Years of experience: 6. Technical skills: Python, SQL, TensorFlow. "
-        "Soft skills: Communication. Preferred locations: Lagos, Abuja. "
-        "Location preferences: Lagos mainland. Open to relocation. "
-        "Work arrangements: Remote, Hybrid. Employment types: Full-time. "
-        "Salary expectation: NGN 2,000,000 - 5,000,000. Company size preference: Startup. "
-        "Industry interests: Fintech")
+        "Seeking roles: Data Scientist, Machine Learning Engineer. Job categories: Data & AI\n"
+        "Job interests: I want remote data work. Skills: Python, SQL, TensorFlow")
 
 
 def test_partial_user_text_skips_missing_parts(conn):
     user(conn, 2, job_roles=["Nurse"], preferred_locations=["Ibadan"], salary_min=900000,
          salary_currency=None)
-    # salary_currency NULL falls back to NGN, as the plan's `or 'NGN'` does
-    assert user_text(conn, 2) == (
-        "Seeking roles: Nurse. Preferred locations: Ibadan. Minimum salary: NGN 900,000")
+    assert user_text(conn, 2) == "Seeking roles: Nurse"
 
 
 def test_empty_user_is_job_seeker(conn):
@@ -65,29 +61,26 @@ def test_empty_user_is_job_seeker(conn):
 
 def test_array_elements_null_and_blank_are_skipped_and_trimmed(conn):
     user(conn, 5, technical_skills=[" Python ", None, "", "SQL"])
-    assert user_text(conn, 5) == "Technical skills: Python, SQL"
+    assert user_text(conn, 5) == "Skills: Python, SQL"
 
 
-def test_full_job_text_matches_plan_format(conn):
+def test_full_job_text_is_role_focused(conn):
     jid = job(conn, **FULL_JOB)
+    # the summary is left out when the job names skills
     assert job_text(conn, jid) == (
-        "Job title: Senior Data Scientist. Company: Kudi Analytics. Job variations: ML Scientist. "
-        "Job function: Data & Analytics. Job level: Senior. Industry: Fintech. "
-        "Location: Lagos, Lagos. Country: Nigeria. Work arrangement: Hybrid. "
-        "Remote work allowed. Required skills: Python, Machine Learning. "
-        "Preferred skills: Spark. Experience required: 3-5 years. "
-        "Salary: NGN 3,000,000 - 6,000,000. Summary: Build credit models.")
+        "Job title: Senior Data Scientist. Job variations: ML Scientist. "
+        "Job function: Data & Analytics\nSkills: Python, Machine Learning, Spark")
 
 
-def test_partial_job_text_uses_location_and_description_snippet(conn):
+def test_job_without_skills_uses_summary_or_description_snippet(conn):
     long_description = "x" * 400
     jid = job(conn, title="Driver", ai_city="Kano", location="Kano, Nigeria",
               ai_years_experience_min=2, ai_salary_min=1200000, ai_salary_currency="NGN",
               description=long_description)
-    # city without state -> the plan falls back to the free-text location
-    assert job_text(conn, jid) == (
-        "Job title: Driver. Location: Kano, Nigeria. Minimum experience: 2 years. "
-        "Minimum salary: NGN 1,200,000. Description: " + "x" * 300 + "...")
+    assert job_text(conn, jid) == "Job title: Driver\nDescription: " + "x" * 300 + "..."
+    jid = job(conn, title="Driver", ai_summary="Drive the MD around Lagos.",
+              description=long_description)
+    assert job_text(conn, jid) == "Job title: Driver\nSummary: Drive the MD around Lagos."
 
 
 def test_empty_job_is_job_posting(conn):
@@ -98,8 +91,8 @@ def test_empty_job_is_job_posting(conn):
 def test_huge_free_text_is_capped(conn):
     uid = user(conn, 6, user_job_input="word " * 200000)  # ~1 MB
     text = user_text(conn, uid)
-    assert text.startswith("Job interests: word word")
-    assert len(text) <= len("Job interests: ") + 1000
+    # capped at 300 characters; the cut falls after a word and leaves no space
+    assert text == "Job interests: " + " ".join(["word"] * 60)
 
 
 def test_amount_formatting_any_magnitude(conn):

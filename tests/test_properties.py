@@ -107,3 +107,38 @@ def test_match_jobs_answers_or_raises_only_documented_errors(some_jobs, user_id,
         assert user_id is not None and limit is not None and limit >= 1
         assert len(rows) <= min(limit, 100)
         assert len(rows) == (min(limit, 100) if user_id == 1 else 0)
+
+
+@pytest.fixture
+def a_job_and_its_seekers(conn):
+    from helpers import MODEL, at_similarity, set_job_vector, unit
+
+    q = unit(0)
+    job_id = conn.execute("INSERT INTO canonical_jobs (title) VALUES ('Welder') RETURNING id"
+                          ).fetchone()[0]
+    set_job_vector(conn, job_id, q)
+    with conn.cursor().copy("COPY user_preferences (user_id, job_roles, user_embedding,"
+                            " embedding_model) FROM STDIN") as cp:
+        for uid in range(1, 131):
+            cp.write_row((uid, ["Welder"], at_similarity(q, 0.9, uid), MODEL))
+    return conn, job_id
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pick=st.one_of(st.none(), st.integers(-2**63, 2**63 - 1), st.just("the job")),
+       limit=st.one_of(st.none(), st.integers(-2**31, 2**31 - 1), st.integers(-3, 120)))
+def test_match_users_answers_or_raises_only_documented_errors(a_job_and_its_seekers, pick,
+                                                              limit):
+    conn, job_id = a_job_and_its_seekers
+    target = job_id if pick == "the job" else pick
+    try:
+        rows = conn.execute("SELECT * FROM match_users(%s::bigint, %s::integer)",
+                            [target, limit]).fetchall()
+    except psycopg.errors.NullValueNotAllowed:
+        assert target is None or limit is None
+    except psycopg.errors.InvalidParameterValue as exc:
+        assert limit is not None and limit < 1 and "limit must be at least 1" in str(exc)
+    else:
+        assert target is not None and limit is not None and limit >= 1
+        assert len(rows) == (min(limit, 100) if target == job_id else 0)

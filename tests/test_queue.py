@@ -64,13 +64,18 @@ def test_two_sessions_claiming_concurrently_never_share_a_row(conn, dsn):
 def test_complete_writes_vector_text_model_and_dequeues(conn):
     jid = job(conn, title="Cook")
     rows = queue.claim(conn, "w", 10)
-    v = unit(1)
-    assert queue.complete(conn, "w", MODEL, rows, [v]) == 1
-    got = conn.execute("SELECT job_embedding, job_embedding_text, job_embedding_model,"
-                       " job_embedding_hash, embedding_version, job_embedding_updated_at IS NOT NULL"
+    v, role = unit(1), unit(2)
+    assert queue.complete(conn, "w", MODEL, rows, [v], [role]) == 1
+    got = conn.execute("SELECT job_embedding, job_role_embedding, job_embedding_text,"
+                       " job_embedding_model, job_embedding_hash,"
+                       " embedding_version = (SELECT profile_text_version FROM jobmatch_settings),"
+                       " job_embedding_updated_at IS NOT NULL"
                        " FROM canonical_jobs WHERE id = %s", [jid]).fetchone()
-    assert np.allclose(got[0].to_numpy(), v)
-    assert got[1:] == ("Job title: Cook", MODEL, rows[0].text_hash, 1, True)
+    assert np.allclose(got[0].to_numpy(), v) and np.allclose(got[1].to_numpy(), role)
+    # stamped with the current text version (3 since migration 0014)
+    (version,) = conn.execute("SELECT profile_text_version FROM jobmatch_settings").fetchone()
+    assert version == 3
+    assert got[2:] == ("Job title: Cook", MODEL, rows[0].text_hash, True, True)
     assert queue_rows(conn) == []
 
 

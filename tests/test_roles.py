@@ -29,6 +29,20 @@ def test_bot_can_call_match_jobs(conn, data):
     assert [r[1] for r in bot.execute("SELECT * FROM match_jobs(1, 10)")] == ["Welder"]
 
 
+def test_bot_can_call_match_users_and_next_job_alerts(conn, data):
+    conn.execute("UPDATE user_preferences SET user_embedding = %s, embedding_model = %s",
+                 [unit(1), MODEL])
+    conn.execute("UPDATE canonical_jobs SET job_embedding = %s, job_embedding_model = %s",
+                 [unit(1), MODEL])
+    (job_id,) = conn.execute("SELECT id FROM canonical_jobs").fetchone()
+    bot = as_role(conn, "jobmatch_bot")
+    assert [r[0] for r in bot.execute("SELECT * FROM match_users(%s, 10)", [job_id])] == [1]
+    assert [r[:2] for r in bot.execute("SELECT * FROM next_job_alerts(10)")] == [(1, job_id)]
+    # the bot reads what it sent only through the function
+    with pytest.raises(DENIED):
+        bot.execute("SELECT * FROM job_alerts")
+
+
 @pytest.mark.parametrize("statement", [
     "SELECT * FROM user_preferences",
     "SELECT user_embedding FROM user_preferences WHERE user_id = 1",
@@ -41,6 +55,10 @@ def test_bot_can_call_match_jobs(conn, data):
     "SELECT user_profile_text(u) FROM user_preferences u",
     "SELECT * FROM embedding_health",
     "SELECT set_embedding_model('m', 'openai', 3, NULL, true)",
+    "SELECT * FROM job_alerts",
+    "INSERT INTO job_alerts (job_id, user_id, match_score) VALUES (1, 1, 1)",
+    "DELETE FROM alerted_jobs",
+    "SELECT * FROM jobmatch_user_candidates(NULL, NULL, NULL, 10)",
 ])
 def test_bot_cannot_read_seekers_write_or_touch_the_queue(conn, data, statement):
     bot = as_role(conn, "jobmatch_bot")
@@ -66,6 +84,8 @@ def test_worker_can_use_the_queue_api(conn, data):
     "UPDATE canonical_jobs SET job_embedding = NULL",
     "DELETE FROM embedding_queue",
     "SELECT * FROM match_jobs(1, 10)",
+    "SELECT * FROM match_users(1, 10)",
+    "SELECT * FROM next_job_alerts(10)",
     "SELECT requeue_dead_letters()",
     "SELECT set_embedding_model('m', 'openai', 3, NULL, true)",
 ])

@@ -32,7 +32,12 @@ def test_once_end_to_end(oconn, dsn, server):
     requests, inputs, tokens = oconn.execute(
         "SELECT requests, inputs, tokens FROM embedding_usage"
         " WHERE day = current_date AND model = %s", [MODEL]).fetchone()
-    assert (requests, inputs) == (1, 5) and tokens > 0
+    # the two seekers differ only in their place, a filter and not part of the
+    # text (issue #13): one text, sent once for both; each row's profile and
+    # role texts in one request: 3 jobs x 2 + the seekers' 2
+    texts = stored(oconn)
+    assert texts[("user", 1)][0] == texts[("user", 2)][0]
+    assert (requests, inputs) == (1, 8) and tokens > 0
     assert {"worker started", "drained", "worker stopped"} <= set(messages(proc.stderr))
 
 
@@ -123,9 +128,10 @@ def test_refresh_reembeds_old_and_stale_vectors(oconn, dsn, server):
     texts = stored(oconn)
     # the old vector is made anew; the other version's text is unchanged, so
     # its vector is reused (no API call) and stamped with the new version
-    assert server.inputs == [texts[("job", old_job)][0]]
+    assert server.inputs == [texts[("job", old_job)][0], "Data Scientist 0"]  # and its role text
     assert_embedded(oconn)
-    assert oconn.execute("SELECT bool_and(embedding_version = 1) FROM user_preferences").fetchone()[0]
+    assert oconn.execute("SELECT bool_and(u.embedding_version = s.profile_text_version)"
+                         " FROM user_preferences AS u, jobmatch_settings AS s").fetchone()[0]
 
 
 def test_daily_token_budget_pauses_embedding(oconn, dsn, server):
@@ -206,8 +212,8 @@ def test_identical_texts_are_sent_once(oconn, dsn, server):
     proc = run_worker(dsn, server, "--once")
     assert proc.returncode == 0, proc.stderr
     assert_embedded(oconn)
-    assert sorted(server.input_counts().values()) == [1, 1]
-    assert oconn.execute("SELECT inputs FROM embedding_usage").fetchone()[0] == 2
+    assert sorted(server.input_counts().values()) == [1, 1, 1, 1]  # profile and role texts
+    assert oconn.execute("SELECT inputs FROM embedding_usage").fetchone()[0] == 4
 
 
 def test_local_embedder(conn, dsn, server):

@@ -53,7 +53,8 @@ def test_two_workers_share_the_queue_without_duplicates(oconn, dsn, server, work
     assert a.stop() == 0 and b.stop() == 0
     assert_embedded(oconn)
     counts = server.input_counts()
-    assert len(counts) == 60 and set(counts.values()) == {1}  # no text embedded twice
+    # no text embedded twice: each job's profile and role texts once
+    assert len(counts) == 120 and set(counts.values()) == {1}
     done = [e for w in (a, b) for e in events(w.stderr)
             if e["msg"] == "worker stopped"]
     assert all(d["written"] > 0 for d in done) and sum(d["written"] for d in done) == 60

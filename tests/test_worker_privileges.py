@@ -12,7 +12,8 @@ from worker_support import (assert_embedded, events, oconn, pending, run_worker,
 # What the worker calls and reads, as jobmatch_setup_roles grants it to jobmatch_worker.
 FUNCTIONS = {
     "claim_embedding_batch": "claim_embedding_batch(text, integer, interval)",
-    "complete_embeddings": "complete_embeddings(text, text, text[], bigint[], uuid[], vector[])",
+    "complete_embeddings": ("complete_embeddings(text, text, text[], bigint[], uuid[], vector[],"
+                            " vector[])"),
     "fail_embeddings": "fail_embeddings(text, text[], bigint[], text)",
     "release_embeddings": "release_embeddings(text, text[], bigint[])",
     "record_embedding_usage": "record_embedding_usage(text, bigint, bigint, bigint)",
@@ -109,5 +110,5 @@ def test_a_right_revoked_while_running_exits_2_without_a_traceback(oconn, dsn, s
     assert error["msg"] == ("jobmatch worker: role test_worker_login: permission denied for"
                             " function claim_embedding_batch; GRANT jobmatch_worker TO"
                             " test_worker_login")
-    assert len(server.inputs) == 1 and pending(oconn) == 1
+    assert len(server.inputs) == 2 and pending(oconn) == 1  # its profile and role texts
     assert_embedded(oconn, [("job", first)])

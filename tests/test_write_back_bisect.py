@@ -52,7 +52,7 @@ def test_one_row_the_database_refuses_does_not_fail_its_batch(oconn, dsn, server
     assert proc.returncode == 0, proc.stderr
     good = [("job", i) for i in ids if i != bad]
     assert_embedded(oconn, good)  # 29 written, each once
-    assert len(server.inputs) == 30  # the bisection sent nothing again
+    assert len(server.inputs) == 60  # two texts a row; the bisection sent nothing again
     ((entity_id, attempts, error, locked),) = oconn.execute(
         "SELECT entity_id, attempts, last_error, locked_by FROM embedding_queue").fetchall()
     assert (entity_id, attempts, locked) == (bad, 1, None)
@@ -65,7 +65,7 @@ def test_one_row_the_database_refuses_does_not_fail_its_batch(oconn, dsn, server
 
     for _ in range(2):  # the cap is 3: two more tries, each embedding only the bad row
         assert run_worker(dsn, server, "--once").returncode == 0
-    assert len(server.inputs) == 32
+    assert len(server.inputs) == 64
     assert pending(oconn) == 0
     ((dead_id, attempts, error),) = dead_letters(oconn)
     assert (dead_id, attempts) == (bad, 3) and error_text in error
@@ -93,7 +93,7 @@ def test_process_batch_bisects_a_refused_write_back(conn, dsn):
         batch = queue.claim(c, "w", 100)
         emb, stats = CountingEmbedder(), DrainStats()
         process_batch(c, emb, "w", batch, stats)
-    assert emb.inputs == 9
+    assert emb.inputs == 18  # each row's profile and role texts, once
     assert (stats.written, stats.failed) == (8, 1)
     assert conn.execute("SELECT entity_id, attempts FROM embedding_queue").fetchall() == \
         [(ids[4], 1)]

@@ -145,14 +145,30 @@ def stored(conn) -> dict[tuple[str, int], tuple[str, str, str, np.ndarray | None
             for t, i, cur, text, model, v in rows}
 
 
+def stored_roles(conn) -> dict[tuple[str, int], tuple[str | None, np.ndarray | None]]:
+    """(type, id) -> (current role text, role vector)."""
+    rows = conn.execute(
+        "SELECT 'job', id, jobmatch_job_role_text(j), job_role_embedding FROM canonical_jobs AS j"
+        " UNION ALL SELECT 'user', user_id, jobmatch_user_role_text(u), user_role_embedding"
+        " FROM user_preferences AS u").fetchall()
+    return {(t, i): (text, None if v is None else v.to_numpy()) for t, i, text, v in rows}
+
+
 def assert_embedded(conn, keys=None) -> None:
-    """Each row (or `keys`) has the vector of its current text, from the model."""
-    rows = stored(conn)
+    """Each row (or `keys`) has the vectors of its current texts, from the
+    model: the profile text's, and its role text's when it has one."""
+    rows, roles = stored(conn), stored_roles(conn)
     for key in keys if keys is not None else rows:
         current, text, model, vec = rows[key]
         assert vec is not None, f"{key} has no vector"
         assert (text, model) == (current, MODEL), key
         np.testing.assert_allclose(vec, fake_embedding(current, DIMS), atol=1e-6)
+        role_text, role_vec = roles[key]
+        if role_text is None:
+            assert role_vec is None, key
+        else:
+            assert role_vec is not None, f"{key} has no role vector"
+            np.testing.assert_allclose(role_vec, fake_embedding(role_text, DIMS), atol=1e-6)
 
 
 def assert_no_bad_vectors(conn) -> None:

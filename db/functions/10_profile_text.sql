@@ -1,5 +1,5 @@
--- Profile texts: exactly what gets embedded, built from the row in the
--- original plan's format, so the database knows what a vector stands for.
+-- Profile texts: exactly what gets embedded, built from the row, so the
+-- database knows what a vector stands for.
 
 -- Runs of whitespace (tabs, newlines, Unicode spaces too) become one space,
 -- none at the ends; NULL if nothing is left. Bot input is messy.
@@ -35,14 +35,15 @@ AS $$
 $$;
 
 -- Free text, squished and capped so one huge field cannot crowd out the
--- rest of a profile; NULL if blank.
+-- rest of a profile; NULL if blank. A cap that falls just after a word
+-- leaves no space at the end (squished text has single spaces only).
 CREATE OR REPLACE FUNCTION jobmatch_clean(
     value text, max_chars integer DEFAULT 1000
 )
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT left(jobmatch_squish(left(value, 4 * max_chars)), max_chars)
+    SELECT rtrim(left(jobmatch_squish(left(value, 4 * max_chars)), max_chars), ' ')
 $$;
 
 -- 2000000 -> '2,000,000' (the plan's Python f"{n:,}"), any magnitude.
@@ -78,72 +79,56 @@ AS $$
     SELECT md5(profile_text)::uuid
 $$;
 
+-- What is embedded says what the work is: roles, titles, categories,
+-- skills, the seeker's own words. Places, pay, employment type, arrangement
+-- and company size are hard filters in match_jobs (jobmatch_job_fits); in
+-- the text they only pulled every job of a city or a pay band closer
+-- (bench/quality/README.md: role-focused texts). Experience is a ranking
+-- term of its own (jobmatch_experience_gap). Changing these texts needs a
+-- bump of jobmatch_settings.profile_text_version (a migration), so stored
+-- vectors are refreshed.
+--
+-- Two lines: the first says what the work is called (the seeker's roles
+-- and categories, or their own words when they name no role; the job's
+-- title, its variations and function), the second what it involves
+-- (skills, or a job's summary). The first line is also embedded on its own,
+-- as the role text (jobmatch_role_text): a second vector per row.
 CREATE OR REPLACE FUNCTION user_profile_text(p user_preferences)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(nullif(concat_ws('. ',
-        'Seeking roles: ' || jobmatch_join(p.job_roles),
-        'Job categories: ' || jobmatch_join(p.job_categories),
-        'Job interests: ' || jobmatch_clean(p.user_job_input),
-        'Experience level: ' || jobmatch_clean(p.experience_level, 100),
-        'Years of experience: '
-            || trim_scale(CASE WHEN p.years_of_experience > 0
-                                    AND p.years_of_experience < 100
-                               THEN p.years_of_experience::numeric END)::text,
-        'Technical skills: ' || jobmatch_join(p.technical_skills),
-        'Soft skills: ' || jobmatch_join(p.soft_skills),
-        'Preferred locations: ' || jobmatch_join(p.preferred_locations),
-        'Location preferences: ' || jobmatch_clean(p.user_location_input),
-        CASE WHEN p.willing_to_relocate THEN 'Open to relocation' END,
-        'Work arrangements: ' || jobmatch_join(p.work_arrangements),
-        'Employment types: ' || jobmatch_join(p.employment_types),
-        CASE WHEN jobmatch_pay(p.salary_max) IS NOT NULL THEN 'Salary expectation: '
-             ELSE 'Minimum salary: ' END
-            || jobmatch_salary_text(coalesce(jobmatch_clean(p.salary_currency, 10), 'NGN'),
-                                    p.salary_min, p.salary_max),
-        'Company size preference: ' || jobmatch_join(p.company_size_preference),
-        'Industry interests: ' || jobmatch_join(p.industry_preferences)
+    SELECT coalesce(nullif(concat_ws(E'\n',
+        nullif(concat_ws('. ',
+            'Seeking roles: ' || jobmatch_join(p.job_roles),
+            'Job categories: ' || jobmatch_join(p.job_categories),
+            CASE WHEN jobmatch_join(p.job_roles) IS NULL
+                THEN 'Job interests: ' || jobmatch_clean(p.user_job_input, 300) END
+        ), ''),
+        nullif(concat_ws('. ',
+            CASE WHEN jobmatch_join(p.job_roles) IS NOT NULL
+                THEN 'Job interests: ' || jobmatch_clean(p.user_job_input, 300) END,
+            'Skills: ' || jobmatch_join(p.technical_skills)
+        ), '')
     ), ''), 'Job seeker')
 $$;
 
+-- A job's summary (or the start of its description) is embedded only when
+-- the posting names no skills: it then is the only account of the work.
 CREATE OR REPLACE FUNCTION job_profile_text(j canonical_jobs)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(nullif(concat_ws('. ',
-        'Job title: ' || jobmatch_clean(j.title, 300),
-        'Company: ' || jobmatch_clean(j.company, 300),
-        'Job variations: ' || jobmatch_join(j.ai_job_titles),
-        'Job function: ' || jobmatch_clean(j.ai_job_function, 300),
-        'Job level: ' || jobmatch_join(j.ai_job_level),
-        'Industry: ' || jobmatch_join(j.ai_industry),
-        'Location: ' || CASE
-            WHEN jobmatch_clean(j.ai_city, 100) IS NOT NULL
-                 AND jobmatch_clean(j.ai_state, 100) IS NOT NULL
-                THEN jobmatch_clean(j.ai_city, 100) || ', '
-                     || jobmatch_clean(j.ai_state, 100)
-            ELSE jobmatch_clean(j.location, 300)
-        END,
-        'Country: ' || jobmatch_clean(j.ai_country, 100),
-        'Work arrangement: ' || jobmatch_clean(j.ai_work_arrangement, 100),
-        CASE WHEN j.ai_remote_allowed THEN 'Remote work allowed' END,
-        'Required skills: ' || jobmatch_join(j.ai_required_skills),
-        'Preferred skills: ' || jobmatch_join(j.ai_preferred_skills),
+    SELECT coalesce(nullif(concat_ws(E'\n',
+        nullif(concat_ws('. ',
+            'Job title: ' || jobmatch_clean(j.title, 300),
+            'Job variations: ' || jobmatch_join(j.ai_job_titles),
+            'Job function: ' || jobmatch_clean(j.ai_job_function, 300)
+        ), ''),
         CASE
-            WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
-                 AND nullif(j.ai_years_experience_max, 0) IS NOT NULL
-                THEN 'Experience required: ' || j.ai_years_experience_min
-                     || '-' || j.ai_years_experience_max || ' years'
-            WHEN nullif(j.ai_years_experience_min, 0) IS NOT NULL
-                THEN 'Minimum experience: ' || j.ai_years_experience_min || ' years'
-        END,
-        CASE WHEN jobmatch_pay(j.ai_salary_max) IS NOT NULL THEN 'Salary: '
-             ELSE 'Minimum salary: ' END
-            || jobmatch_salary_text(j.ai_salary_currency, j.ai_salary_min, j.ai_salary_max),
-        CASE
+            WHEN jobmatch_join(j.ai_required_skills || j.ai_preferred_skills) IS NOT NULL
+                THEN 'Skills: ' || jobmatch_join(j.ai_required_skills || j.ai_preferred_skills)
             WHEN jobmatch_clean(j.ai_summary) IS NOT NULL
-                THEN 'Summary: ' || jobmatch_clean(j.ai_summary)
+                THEN 'Summary: ' || jobmatch_clean(j.ai_summary, 300)
             WHEN jobmatch_clean(j.description, 100000) IS NOT NULL
                 THEN 'Description: ' || CASE
                     WHEN length(jobmatch_clean(j.description, 100000)) > 300
@@ -152,4 +137,46 @@ AS $$
                 END
         END
     ), ''), 'Job posting')
+$$;
+
+-- The role text: what the work is called, embedded on its own beside the
+-- profile text: the profile text's first line without its labels
+-- ('Data Scientist, ML Engineer. Data & AI'; 'Senior Data Scientist. ML
+-- Scientist. Data & Analytics') when that line names roles or titles, NULL
+-- otherwise (a seeker who gave only skills, an empty posting). Short and
+-- unlabelled: the local model's cosines of two such texts tell the same
+-- occupation apart better than whole profiles, or labelled role lines, do
+-- (bench/quality/README.md). A function of the profile text, so the
+-- profile text's hash covers it: one hash per row for both vectors (the
+-- claim, the content cache, the stale sweep and parked vectors all go by
+-- it). No newline occurs inside a part (jobmatch_squish turns every run of
+-- whitespace into one space) and the labels are constants, so the first
+-- line is exactly the role part; bounded as the profile text's parts are.
+CREATE OR REPLACE FUNCTION jobmatch_role_text(profile_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN profile_text ~ ('^' || r.labels)
+            THEN regexp_replace(split_part(profile_text, E'\n', 1),
+                                '(^|\. )' || r.labels, '\1', 'g')
+    END
+    FROM (
+        SELECT '(Seeking roles|Job (categories|interests|title|variations|function)): '
+            AS labels
+    ) AS r
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_user_role_text(p user_preferences)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_role_text(user_profile_text(p))
+$$;
+
+CREATE OR REPLACE FUNCTION jobmatch_job_role_text(j canonical_jobs)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT jobmatch_role_text(job_profile_text(j))
 $$;

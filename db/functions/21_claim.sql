@@ -23,17 +23,20 @@ AS $$
 $$;
 
 -- Leases up to p_limit ready rows in one statement (SKIP LOCKED, so
--- concurrent workers never get the same row) and returns the text to embed
--- with its hash. The caller commits at once and embeds outside the
+-- concurrent workers never get the same row) and returns the texts to embed
+-- (the profile text, and its role text: NULL when it has none) with the
+-- hash that covers both. The caller commits at once and embeds outside the
 -- transaction; the lease keeps others off until it expires. Nothing is
 -- handed out that need not be paid for:
 --   - a vector parked because an application transaction held its row is
 --     written once the row is free (never embedded again);
 --   - a row whose text already has a vector of the active model (its own:
 --     an edit undone, a new profile-text version that left it unchanged; or
---     another row's of the same kind: a duplicate posting) gets that vector,
---     counted in embedding_usage.cached_* (not a row queued because its
---     vector is old: refresh-after-days asks for a new one);
+--     another row's of the same kind: a duplicate posting) gets that vector
+--     and its role vector (the same hash covers both texts: the role text is
+--     a function of the profile text), counted in embedding_usage.cached_*
+--     (not a row queued because its vector is old: refresh-after-days asks
+--     for a new one; nor a vector whose role vector is missing);
 --   - a row not worth embedding (jobmatch_worth_embedding) leaves the
 --     queue (a seeker with an empty profile is marked as having nothing to
 --     embed: hash and model set, no vector), counted as skipped.
@@ -48,7 +51,8 @@ RETURNS TABLE (
     entity_id bigint,
     profile_text text,
     text_hash uuid,
-    attempts integer
+    attempts integer,
+    role_text text
 )
 LANGUAGE plpgsql
 AS $$
@@ -58,6 +62,7 @@ DECLARE
     v_ids bigint[];
     v_hashes uuid[];
     v_vectors vector[];
+    v_role_vectors vector[];
     v_texts text[];
     v_reembed boolean[];
     v_outcomes text[];
@@ -84,19 +89,23 @@ BEGIN
         SET locked_by = CASE WHEN q.parked_model = v_model THEN p_worker END,
             locked_until = CASE WHEN q.parked_model = v_model THEN now() + p_lease END,
             parked_embedding = CASE WHEN q.parked_model = v_model THEN q.parked_embedding END,
+            parked_role_embedding = CASE WHEN q.parked_model = v_model
+                                         THEN q.parked_role_embedding END,
             parked_hash = CASE WHEN q.parked_model = v_model THEN q.parked_hash END,
             parked_model = CASE WHEN q.parked_model = v_model THEN q.parked_model END
         FROM parked AS r
         WHERE q.entity_type = r.entity_type AND q.entity_id = r.entity_id
-        RETURNING q.entity_type, q.entity_id, q.parked_hash, q.parked_embedding
+        RETURNING q.entity_type, q.entity_id, q.parked_hash, q.parked_embedding,
+                  q.parked_role_embedding
     )
     SELECT array_agg(l.entity_type), array_agg(l.entity_id), array_agg(l.parked_hash),
-           array_agg(l.parked_embedding)
-    INTO v_types, v_ids, v_hashes, v_vectors
+           array_agg(l.parked_embedding), array_agg(l.parked_role_embedding)
+    INTO v_types, v_ids, v_hashes, v_vectors, v_role_vectors
     FROM leased AS l
     WHERE l.parked_hash IS NOT NULL;
     IF v_ids IS NOT NULL THEN
-        PERFORM jobmatch_apply_vectors(p_worker, v_model, v_types, v_ids, v_hashes, v_vectors);
+        PERFORM jobmatch_apply_vectors(p_worker, v_model, v_types, v_ids, v_hashes, v_vectors,
+                                       v_role_vectors);
     END IF;
 
     -- Lease, and build each text once (later statements read the arrays).
@@ -135,8 +144,11 @@ BEGIN
 
     -- What each claimed row needs: gone (its entity vanished), skip (not
     -- worth embedding), cached (a vector of its text exists) or embed.
-    SELECT array_agg(c.outcome ORDER BY c.ord), array_agg(c.vector ORDER BY c.ord)
-    INTO v_outcomes, v_vectors
+    -- A cached vector comes with its role vector, or is not used: a row
+    -- whose role text has no role vector yet is embedded again.
+    SELECT array_agg(c.outcome ORDER BY c.ord), array_agg(c.vector ORDER BY c.ord),
+           array_agg(c.role_vector ORDER BY c.ord)
+    INTO v_outcomes, v_vectors, v_role_vectors
     FROM (
         SELECT t.ord,
                CASE WHEN t.profile_text IS NULL THEN 'gone'
@@ -144,23 +156,33 @@ BEGIN
                         THEN 'skip'
                     WHEN v.vector IS NOT NULL THEN 'cached'
                     ELSE 'embed' END AS outcome,
-               v.vector
+               v.vector, v.role_vector
         FROM unnest(v_types, v_ids, v_texts, v_reembed) WITH ORDINALITY
             AS t (entity_type, entity_id, profile_text, reembed, ord)
         LEFT JOIN LATERAL (
-            SELECT CASE t.entity_type
-                WHEN 'job' THEN (
-                    SELECT j.job_embedding FROM canonical_jobs AS j
-                    WHERE j.job_embedding_hash = jobmatch_text_hash(t.profile_text)
-                      AND j.job_embedding_model = v_model AND j.job_embedding IS NOT NULL
-                    LIMIT 1)
-                ELSE (
-                    SELECT u.user_embedding FROM user_preferences AS u
-                    WHERE u.embedding_hash = jobmatch_text_hash(t.profile_text)
-                      AND u.embedding_model = v_model AND u.user_embedding IS NOT NULL
-                    LIMIT 1)
-            END AS vector
-        ) AS v ON t.profile_text IS NOT NULL AND NOT t.reembed
+            SELECT j.job_embedding AS vector, j.job_role_embedding AS role_vector
+            FROM canonical_jobs AS j
+            WHERE t.entity_type = 'job'
+              AND j.job_embedding_hash = jobmatch_text_hash(t.profile_text)
+              AND j.job_embedding_model = v_model AND j.job_embedding IS NOT NULL
+              AND (j.job_role_embedding IS NOT NULL
+                   OR jobmatch_role_text(t.profile_text) IS NULL)
+            LIMIT 1
+        ) AS jv ON t.profile_text IS NOT NULL AND NOT t.reembed
+        LEFT JOIN LATERAL (
+            SELECT u.user_embedding AS vector, u.user_role_embedding AS role_vector
+            FROM user_preferences AS u
+            WHERE t.entity_type = 'user'
+              AND u.embedding_hash = jobmatch_text_hash(t.profile_text)
+              AND u.embedding_model = v_model AND u.user_embedding IS NOT NULL
+              AND (u.user_role_embedding IS NOT NULL
+                   OR jobmatch_role_text(t.profile_text) IS NULL)
+            LIMIT 1
+        ) AS uv ON t.profile_text IS NOT NULL AND NOT t.reembed
+        CROSS JOIN LATERAL (
+            SELECT coalesce(jv.vector, uv.vector) AS vector,
+                   coalesce(jv.role_vector, uv.role_vector) AS role_vector
+        ) AS v
     ) AS c;
 
     -- Reused vectors, and seekers with nothing to embed (marked: hash and
@@ -174,7 +196,8 @@ BEGIN
         PERFORM jobmatch_apply_vectors(
             p_worker, v_model,
             array_agg(v_types[i]), array_agg(v_ids[i]),
-            array_agg(jobmatch_text_hash(v_texts[i])), array_agg(v_vectors[i]))
+            array_agg(jobmatch_text_hash(v_texts[i])), array_agg(v_vectors[i]),
+            array_agg(v_role_vectors[i]))
         FROM unnest(v_cached || v_skipped) AS i
         WHERE v_outcomes[i] = 'cached' OR v_types[i] = 'user';
         DELETE FROM embedding_queue AS q
@@ -183,10 +206,15 @@ BEGIN
           AND q.locked_by = p_worker;
         INSERT INTO embedding_usage AS u (day, model, cached_inputs, cached_tokens,
                                           skipped_inputs)
-        VALUES (current_date, v_model, coalesce(cardinality(v_cached), 0),
-                (SELECT coalesce(sum(ceil(octet_length(v_texts[i]) / 4.0)), 0)
-                 FROM unnest(v_cached) AS i),
-                coalesce(cardinality(v_skipped), 0))
+        -- inputs and tokens not paid for: both texts of each row
+        SELECT current_date, v_model,
+               (SELECT count(*) + count(jobmatch_role_text(v_texts[i]))
+                FROM unnest(v_cached) AS i),
+               (SELECT coalesce(sum(ceil(octet_length(v_texts[i]) / 4.0)
+                                    + coalesce(ceil(octet_length(
+                                          jobmatch_role_text(v_texts[i])) / 4.0), 0)), 0)
+                FROM unnest(v_cached) AS i),
+               coalesce(cardinality(v_skipped), 0)
         ON CONFLICT (day, model) DO UPDATE
             SET cached_inputs = u.cached_inputs + excluded.cached_inputs,
                 cached_tokens = u.cached_tokens + excluded.cached_tokens,
@@ -195,7 +223,7 @@ BEGIN
 
     RETURN QUERY
     SELECT t.entity_type, t.entity_id, t.profile_text, jobmatch_text_hash(t.profile_text),
-           q.attempts
+           q.attempts, jobmatch_role_text(t.profile_text)
     FROM unnest(v_types, v_ids, v_texts, v_outcomes) AS t (entity_type, entity_id,
                                                             profile_text, outcome)
     INNER JOIN embedding_queue AS q
@@ -221,7 +249,8 @@ RETURNS TABLE (
     entity_id bigint,
     profile_text text,
     text_hash uuid,
-    attempts integer
+    attempts integer,
+    role_text text
 )
 LANGUAGE sql
 SECURITY DEFINER
@@ -244,7 +273,8 @@ RETURNS TABLE (
     entity_id bigint,
     profile_text text,
     text_hash uuid,
-    attempts integer
+    attempts integer,
+    role_text text
 )
 LANGUAGE sql
 SECURITY DEFINER

@@ -10,20 +10,28 @@
 -- changed (new text since the claim) or gone (the entity was deleted). The
 -- text is built once per row, from the locked row itself. Internal: called
 -- by complete_embeddings and claim_embedding_batch (parked vectors) only.
+-- A row's role vector (its role text's: a function of the profile text, so
+-- the same hash covers it) is written with its profile vector, or cleared
+-- when there is none. A row written without the role vector its role text
+-- asks for (a caller that sends none) is matched with a neutral role term;
+-- the content cache never hands such a pair out, so the row's next
+-- embedding brings both.
 CREATE OR REPLACE FUNCTION jobmatch_write_vectors(
     p_model text,
     p_entity_types text[],
     p_entity_ids bigint[],
     p_text_hashes uuid[],
-    p_embeddings vector[]
+    p_embeddings vector[],
+    p_role_embeddings vector[]
 )
 RETURNS TABLE (entity_type text, entity_id bigint, outcome text)
 LANGUAGE sql
 AS $$
     WITH input AS (
         SELECT i.*
-        FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings)
-            AS i (entity_type, entity_id, text_hash, embedding)
+        FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
+                    coalesce(p_role_embeddings, '{}'))
+            AS i (entity_type, entity_id, text_hash, embedding, role_embedding)
     ), free_jobs AS (
         SELECT j.id, job_profile_text(j) AS profile_text
         FROM canonical_jobs AS j
@@ -37,6 +45,8 @@ AS $$
     ), jobs AS (
         UPDATE canonical_jobs AS j
         SET job_embedding = i.embedding,
+            job_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
+                                      THEN i.role_embedding END,
             job_embedding_text = f.profile_text,
             job_embedding_hash = i.text_hash,
             job_embedding_model = p_model,
@@ -50,6 +60,8 @@ AS $$
     ), users AS (
         UPDATE user_preferences AS u
         SET user_embedding = i.embedding,
+            user_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
+                                       THEN i.role_embedding END,
             embedding_text = f.profile_text,
             embedding_hash = i.text_hash,
             embedding_model = p_model,
@@ -85,14 +97,16 @@ $$;
 -- the queue row and tried again shortly by claim_embedding_batch, so it is
 -- never paid for twice. Queue rows another transaction holds are skipped:
 -- only the application's own enqueue can hold one, and it resets the row.
--- Returns the number of vectors written.
+-- Returns the number of rows written. A row's role vector goes (and is
+-- parked) with its profile vector.
 CREATE OR REPLACE FUNCTION jobmatch_apply_vectors(
     p_worker text,
     p_model text,
     p_entity_types text[],
     p_entity_ids bigint[],
     p_text_hashes uuid[],
-    p_embeddings vector[]
+    p_embeddings vector[],
+    p_role_embeddings vector[]
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -105,15 +119,17 @@ BEGIN
     SELECT array_agg(w.entity_type), array_agg(w.entity_id), array_agg(w.outcome)
     INTO v_types, v_ids, v_outcomes
     FROM jobmatch_write_vectors(p_model, p_entity_types, p_entity_ids, p_text_hashes,
-                                p_embeddings) AS w;
+                                p_embeddings, p_role_embeddings) AS w;
 
     WITH settled AS (
-        SELECT q.entity_type, q.entity_id, o.outcome, i.text_hash, i.embedding
+        SELECT q.entity_type, q.entity_id, o.outcome, i.text_hash, i.embedding,
+               i.role_embedding
         FROM embedding_queue AS q
         INNER JOIN unnest(v_types, v_ids, v_outcomes) AS o (entity_type, entity_id, outcome)
             ON q.entity_type = o.entity_type AND q.entity_id = o.entity_id
-        INNER JOIN unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings)
-            AS i (entity_type, entity_id, text_hash, embedding)
+        INNER JOIN unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
+                          coalesce(p_role_embeddings, '{}'))
+            AS i (entity_type, entity_id, text_hash, embedding, role_embedding)
             ON i.entity_type = o.entity_type AND i.entity_id = o.entity_id
         WHERE o.outcome IN ('written', 'gone') OR q.locked_by = p_worker
         FOR UPDATE OF q SKIP LOCKED
@@ -126,6 +142,7 @@ BEGIN
     UPDATE embedding_queue AS q
     SET locked_by = NULL, locked_until = NULL,
         parked_embedding = CASE WHEN s.outcome = 'locked' THEN s.embedding END,
+        parked_role_embedding = CASE WHEN s.outcome = 'locked' THEN s.role_embedding END,
         parked_hash = CASE WHEN s.outcome = 'locked' THEN s.text_hash END,
         parked_model = CASE WHEN s.outcome = 'locked' THEN p_model END,
         run_after = CASE WHEN s.outcome = 'locked' THEN now() + interval '5 seconds'
@@ -140,7 +157,10 @@ $$;
 
 -- The worker's write-back: checks what it is given, then writes through
 -- jobmatch_apply_vectors (only where the entity's current text still hashes
--- to the claimed hash). Returns the number of vectors written. Everything it
+-- to the claimed hash). p_role_embeddings: each row's role vector (of the
+-- role text claim_embedding_batch returned; NULL where it returned none),
+-- checked like the profile vectors; NULL as a whole: none sent (the rows are
+-- written without). Returns the number of rows written. Everything it
 -- touches is a table of ours or a local value: nothing a caller can create
 -- (no temp tables; search_path pinned, so a caller's pg_temp objects are
 -- never found). Errors never leave half a batch written.
@@ -150,7 +170,8 @@ CREATE OR REPLACE FUNCTION complete_embeddings(
     p_entity_types text[],
     p_entity_ids bigint[],
     p_text_hashes uuid[],
-    p_embeddings vector[]
+    p_embeddings vector[],
+    p_role_embeddings vector[] DEFAULT NULL
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -176,7 +197,9 @@ BEGIN
     END IF;
     IF cardinality(p_entity_types) IS DISTINCT FROM cardinality(p_entity_ids)
        OR cardinality(p_entity_ids) IS DISTINCT FROM cardinality(p_text_hashes)
-       OR cardinality(p_text_hashes) IS DISTINCT FROM cardinality(p_embeddings) THEN
+       OR cardinality(p_text_hashes) IS DISTINCT FROM cardinality(p_embeddings)
+       OR cardinality(p_embeddings) IS DISTINCT FROM coalesce(cardinality(p_role_embeddings),
+                                                              cardinality(p_embeddings)) THEN
         RAISE EXCEPTION 'complete_embeddings: argument arrays differ in length'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -195,7 +218,9 @@ BEGIN
     -- there (though not in double) and every cosine with it reads 1.0. A
     -- vector is its own nearest neighbour, at distance ~0, or it is refused;
     -- the same for its half-precision copy, which the default index holds.
-    SELECT format('%s %s: %s', i.entity_type, i.entity_id,
+    -- Role vectors (NULL allowed: a row without a role text) the same.
+    SELECT format('%s %s: %s%s', i.entity_type, i.entity_id,
+                  CASE WHEN i.is_role THEN 'role vector: ' ELSE '' END,
                   CASE WHEN i.embedding IS NULL THEN 'NULL vector'
                        WHEN i.entity_type IS NULL OR i.entity_id IS NULL
                            OR i.text_hash IS NULL THEN 'NULL entity or hash'
@@ -206,21 +231,29 @@ BEGIN
                                 || v_model.dimensions
                        ELSE 'zero vector, or a norm that underflows to zero' END)
     INTO v_bad
-    FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings)
-        AS i (entity_type, entity_id, text_hash, embedding)
-    WHERE i.embedding IS NULL OR i.entity_type IS NULL OR i.entity_id IS NULL
+    FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
+                coalesce(p_role_embeddings, '{}'))
+        AS r (entity_type, entity_id, text_hash, embedding, role_embedding)
+    CROSS JOIN LATERAL (
+        VALUES (r.entity_type, r.entity_id, r.text_hash, r.embedding, false),
+               (r.entity_type, r.entity_id, r.text_hash, r.role_embedding, true)
+    ) AS i (entity_type, entity_id, text_hash, embedding, is_role)
+    WHERE (i.embedding IS NULL AND NOT i.is_role)
+       OR i.entity_type IS NULL OR i.entity_id IS NULL
        OR i.text_hash IS NULL OR i.entity_type NOT IN ('job', 'user')
        OR vector_dims(i.embedding) <> v_model.dimensions
-       OR NOT coalesce(cosine_distance(i.embedding, i.embedding) < 1e-3, false)
+       OR (i.embedding IS NOT NULL
+           AND NOT coalesce(cosine_distance(i.embedding, i.embedding) < 1e-3, false))
        OR (vector_dims(i.embedding) <= 16000
            AND NOT coalesce(cosine_distance(i.embedding::halfvec,
                                             i.embedding::halfvec) < 1e-3, false))
+    ORDER BY i.is_role
     LIMIT 1;
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'complete_embeddings: refusing to store a bad vector (%)', v_bad
             USING ERRCODE = 'data_exception';
     END IF;
     RETURN jobmatch_apply_vectors(p_worker, p_model, p_entity_types, p_entity_ids,
-                                  p_text_hashes, p_embeddings);
+                                  p_text_hashes, p_embeddings, p_role_embeddings);
 END
 $$;

@@ -192,7 +192,9 @@ DECLARE
     v_query tsquery;
     v_places text[];
     v_types text[];
-    v_skills text[];
+    v_near_misses integer := 0;
+    t record;
+    v_searched boolean := false;
     v_enable_sort text;
     v_rows bigint;
     v_strict tsquery;
@@ -224,39 +226,57 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    v_query := user_keyword_query(u);
-    v_skills := jobmatch_lower_set(u.technical_skills);
+    -- the seeker's words and job categories (jobmatch_seeker_terms,
+    -- 46_match_pair.sql: shared with match_users) and hard filters
+    t := jobmatch_seeker_terms(u);
+    v_query := t.query;
     SELECT f.places, f.types INTO v_places, v_types FROM jobmatch_seeker_filters(u) AS f;
+    IF s.match_hard_filters THEN
+        v_near_misses := s.match_near_misses;
+    END IF;
 
     m := active_embedding_model();
     -- semantic_share: seekers outside the rollout get the keyword path
     IF u.user_embedding IS NOT NULL AND u.embedding_model = m.model
        AND jobmatch_in_semantic_share(u.user_id, s.semantic_share) THEN
-        -- Index knobs come from the model's row; the function's SET clauses
-        -- make them end with the call.
-        PERFORM jobmatch_set_search_knobs(m);
-        -- The planner does not cost detoasting and a distance per row, so with
-        -- wide vectors it keeps scanning a big window exactly (bench/README.md):
-        -- past exact_scan_max_rows, walk the index. Restored right after.
+        -- Index knobs from the model's row (the function's SET clauses make
+        -- them end with the call); past exact_scan_max_rows window jobs the
+        -- index is walked (enable_sort off, restored right after: the
+        -- planner does not cost detoasting wide vectors, bench/README.md).
         -- SET jobmatch.exact_search = on: no index, full precision, the
         -- ground truth a recall is measured against.
-        IF NOT v_exact AND vector_index_walk(m, v_window_start) THEN
-            v_enable_sort := current_setting('enable_sort');
-            PERFORM set_config('enable_sort', 'off', true);
-        END IF;
-        -- The nearest jobs that fit the seeker's stated constraints
-        -- (jobmatch_nearest_jobs_sql), re-ranked by cosine plus the seeker's
-        -- own words.
-        RETURN QUERY EXECUTE format($q$
-            WITH nearest AS MATERIALIZED (%s), scored AS (
-                SELECT j, 1 - n.distance AS similarity,
-                       (1 - n.distance)
-                       + $11 * coalesce(ts_rank_cd(j.job_document, $10, 32), 0)
-                       + $12 * jobmatch_skill_overlap($9, j.ai_required_skills,
-                                                      j.ai_preferred_skills) AS score
-                FROM nearest AS n
-                INNER JOIN canonical_jobs AS j ON j.id = n.id
-                WHERE 1 - n.distance >= $8
+        v_enable_sort := jobmatch_prepare_job_search(m, v_window_start, v_exact);
+        -- Candidates, both from the index (jobmatch_scored_jobs_sql): the
+        -- nearest jobs that fit the seeker's stated constraints, and the
+        -- nearest jobs of the window whatever the constraints ("open"),
+        -- each with the pair's score (jobmatch_pair_score: cosine, plus the
+        -- seeker's words, less the experience gap, plus a little for
+        -- freshness). Relevant (jobmatch_relevant): a score within the
+        -- model's relevance_margin of the seeker's own best candidate of
+        -- any kind (the reference: what the seeker would get without
+        -- constraints), so a job that fits but is far from what the seeker
+        -- asked for is not filler; a job whose function is one of the
+        -- seeker's job categories is relevant too (the seeker named that
+        -- field). Only relevant jobs are returned: fitting ones first
+        -- ('semantic'), then up to match_near_misses that break exactly one
+        -- stated constraint ('near_miss', the reason first in
+        -- match_reasons). match_users (48_match_users.sql) reads the same
+        -- definitions.
+        RETURN QUERY EXECUTE jobmatch_scored_jobs_sql(m, v_exact) || $q$,
+            relevant AS (
+                SELECT c.*,
+                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
+                           AS miss
+                FROM scored AS c
+                WHERE c.similarity >= $13
+                  AND jobmatch_relevant(c.score, (SELECT max(r.score) FROM scored AS r), $15,
+                                        (c.j).ai_job_function, $16)
+                  AND (c.fits OR $14 > 0)
+            ), kept AS (
+                SELECT * FROM relevant AS c WHERE c.fits
+                UNION ALL
+                (SELECT * FROM relevant AS c WHERE NOT c.fits AND c.miss IS NOT NULL
+                 ORDER BY c.score DESC, (c.j).id LIMIT $14)
             )
             SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
                    coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
@@ -265,17 +285,18 @@ BEGIN
                    jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
                    (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
                    c.similarity,
-                   round(100 * greatest(0, c.score)::numeric / (1 + $11 + $12)::numeric, 1),
-                   job_match_reasons($4, c.j, c.similarity),
-                   'semantic'::text
-            FROM scored AS c
-            ORDER BY c.score DESC, (c.j).id
-            LIMIT $7
-        $q$, CASE WHEN v_exact THEN jobmatch_nearest_jobs_sql(m, false, true)
-                  ELSE jobmatch_nearest_jobs_sql(m, m.index_halfvec) END)
+                   jobmatch_score_percent(c.score, $7),
+                   CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
+                        ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
+                   CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text
+            FROM kept AS c
+            ORDER BY c.fits DESC, c.score DESC, (c.j).id
+            LIMIT $12
+        $q$
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
-              v_places, v_types, v_limit, m.similarity_threshold, v_skills, v_query,
-              s.rank_keyword_weight, s.rank_skill_weight;
+              v_places, v_types, s, t.query, t.skill_words, t.role_words, now(),
+              v_limit, m.similarity_threshold, v_near_misses, m.relevance_margin,
+              t.categories;
         GET DIAGNOSTICS v_rows = ROW_COUNT;
         IF v_enable_sort IS NOT NULL THEN
             PERFORM set_config('enable_sort', v_enable_sort, true);
@@ -283,6 +304,7 @@ BEGIN
         IF v_rows > 0 THEN
             RETURN;
         END IF;
+        v_searched := true;
     END IF;
 
     IF v_query IS NULL THEN
@@ -300,6 +322,9 @@ BEGIN
     v_rows := 0;
     FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
         CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
+        -- a seeker with a vector whose nearest jobs were not relevant gets
+        -- jobs naming their role, never the jobs that only share a word
+        EXIT WHEN v_searched AND v_match IS DISTINCT FROM v_strict;
         v_ids := jobmatch_keyword_pool(v_match, v_exclude, v_window_start, u,
                                        v_places, v_types, v_pool);
         RETURN QUERY

@@ -88,10 +88,9 @@ BEGIN
         growth := CASE WHEN b.rows_at_build > 0
                        THEN rows_now::double precision / b.rows_at_build END;
         IF b.built_name IS NULL THEN
-            -- no index recorded: only worth a word once exact scans get big,
-            -- and only for jobs (match_jobs searches jobs; no query searches
-            -- seekers by vector)
-            IF rows_now >= 10000 AND b.entity = 'job' THEN
+            -- no index recorded: only worth a word once exact scans get big
+            -- (match_jobs searches jobs, match_users and the alerts seekers)
+            IF rows_now >= 10000 THEN
                 v_warnings := v_warnings || format(
                     '%s has %s vectors and no vector index: match scans are exact; '
                     'build one with `jobmatch index rebuild --table %s`',

@@ -1,8 +1,8 @@
--- Least privilege. The bot may only call match_jobs; the worker may only
--- use the queue API and its write path; everything else stays with the
--- owner that runs migrations. Functions that cross those lines are
--- SECURITY DEFINER with a pinned search_path, set on their own CREATE
--- FUNCTION. This file creates roles and grants, nothing else.
+-- Least privilege. The bot may only call match_jobs, match_users and
+-- next_job_alerts; the worker may only use the queue API and its write
+-- path; everything else stays with the owner that runs migrations.
+-- Functions that cross those lines are SECURITY DEFINER with a pinned
+-- search_path, set on their own CREATE FUNCTION. This file creates roles and grants, nothing else.
 
 -- Who may call what: the one list. Naming rule: the API has plain names,
 -- internals begin with `jobmatch_` (tests/test_roles.py holds every
@@ -16,6 +16,8 @@ LANGUAGE sql IMMUTABLE
 AS $$
     VALUES
     ('match_jobs', 'bot'),
+    ('match_users', 'bot'),
+    ('next_job_alerts', 'bot'),
     ('claim_embedding_batch', 'worker'),
     ('claim_embedding_backfill', 'worker'),
     ('complete_embeddings', 'worker'),

@@ -34,7 +34,8 @@ def cmd_migrate(args) -> int:
     model, provider, dims, threshold = result["model"]
     print(f"embedding model: {model} ({provider}, {dims} dimensions, threshold {threshold})")
     if roles:
-        print(f"roles: {roles[0]} may call match_jobs; {roles[1]} may use the queue API")
+        print(f"roles: {roles[0]} may call match_jobs, match_users and next_job_alerts;"
+              f" {roles[1]} may use the queue API")
     return 0
 
 

@@ -40,9 +40,16 @@ class DrainStats:
 
 @dataclass
 class ReadyToWrite:
-    """Vectors for claimed rows, paid for and ready to be written back."""
+    """Vectors for claimed rows, paid for and ready to be written back: each
+    row's profile vector and its role vector (None: the row has no role text)."""
     batch: list[queue.Claimed]
     vectors: np.ndarray
+    role_vectors: list
+
+
+def _texts(c: queue.Claimed) -> list[tuple[str, str]]:
+    """What one row sends: its profile text, then its role text if it has one."""
+    return [(c.entity_type, c.text)] + ([(c.entity_type, c.role_text)] if c.role_text else [])
 
 
 def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
@@ -52,19 +59,23 @@ def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
     rest of its batch is returned. ProviderUnavailable (incl. BadResponse)
     and ProviderAuthError propagate: the provider, not a row, is at fault and
     the caller decides."""
-    # Identical texts (reposted jobs, seekers with default profiles) are paid for once.
-    unique = list(dict.fromkeys((c.entity_type, c.text) for c in batch))
+    # Both texts of a row go in the same call, side by side (so in the same
+    # request unless the batch is split); identical texts (reposted jobs,
+    # seekers with default profiles, a job title that is another job's) are
+    # paid for once.
+    unique = list(dict.fromkeys(key for c in batch for key in _texts(c)))
     try:
         result = embedder.embed([Item(kind, text) for kind, text in unique])
     except ProviderUnavailable:
         raise
     except EmbeddingError as exc:
-        if len(unique) > 1:
+        # more than one distinct row (its texts) to tell apart: bisect the rows
+        if len({(c.entity_type, c.text) for c in batch}) > 1:
             mid = len(batch) // 2
             log.info("embedding rejected for %d rows, bisecting: %s", len(batch), exc)
             return (embed_batch(conn, embedder, worker_id, batch[:mid], stats)
                     + embed_batch(conn, embedder, worker_id, batch[mid:], stats))
-        stats.failed += len(batch)  # one text, maybe several rows
+        stats.failed += len(batch)  # one row's texts, maybe several rows
         stats.dead_lettered += queue.fail(conn, worker_id, batch, f"{type(exc).__name__}: {exc}")
         log.warning("embedding failed for %s %s: %s", batch[0].entity_type,
                     ", ".join(str(c.entity_id) for c in batch), exc)
@@ -74,7 +85,9 @@ def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
     # Spend is recorded at once: it was incurred even if the write-back fails.
     queue.record_usage(conn, embedder.model, result.requests, len(unique), result.tokens)
     row_of = {key: i for i, key in enumerate(unique)}
-    return [ReadyToWrite(batch, result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]])]
+    return [ReadyToWrite(batch, result.vectors[[row_of[(c.entity_type, c.text)] for c in batch]],
+                         [result.vectors[row_of[(c.entity_type, c.role_text)]]
+                          if c.role_text else None for c in batch])]
 
 
 @dataclass
@@ -96,13 +109,14 @@ def write_back(conn: psycopg.Connection, worker_id: str, model: str, parts: list
     propagates, and the leases expire for another try."""
     refused: list[Refused] = []
     for part in parts:
-        _write_bisecting(conn, worker_id, model, part.batch, part.vectors, stats, refused)
+        _write_bisecting(conn, worker_id, model, part.batch, part.vectors, part.role_vectors,
+                         stats, refused)
     return refused
 
 
-def _write_bisecting(conn, worker_id, model, batch, vectors, stats, refused) -> None:
+def _write_bisecting(conn, worker_id, model, batch, vectors, roles, stats, refused) -> None:
     try:
-        stats.written += _complete(conn, worker_id, model, batch, vectors)
+        stats.written += _complete(conn, worker_id, model, batch, vectors, roles)
     except psycopg.Error as exc:
         if not _refuses_rows(conn, model, exc):
             raise
@@ -115,8 +129,10 @@ def _write_bisecting(conn, worker_id, model, batch, vectors, stats, refused) -> 
         mid = len(batch) // 2
         event(log, "write-back refused, bisecting", rows=len(batch),
               error=exc.diag.message_primary or str(exc), sqlstate=exc.sqlstate)
-        _write_bisecting(conn, worker_id, model, batch[:mid], vectors[:mid], stats, refused)
-        _write_bisecting(conn, worker_id, model, batch[mid:], vectors[mid:], stats, refused)
+        _write_bisecting(conn, worker_id, model, batch[:mid], vectors[:mid], roles[:mid],
+                         stats, refused)
+        _write_bisecting(conn, worker_id, model, batch[mid:], vectors[mid:], roles[mid:],
+                         stats, refused)
 
 
 # SQLSTATE classes that say nothing about the rows written: the connection,
@@ -167,7 +183,7 @@ def charge_refused(conn: psycopg.Connection, worker_id: str, refused: list[Refus
         stats.dead_lettered += queue.fail(conn, worker_id, rows, error)
 
 
-def _complete(conn, worker_id, model, batch, vectors) -> int:
+def _complete(conn, worker_id, model, batch, vectors, roles) -> int:
     """queue.complete, retried when PostgreSQL picks the write-back as the
     victim of a deadlock with an application writer (or it ran into a
     lock_timeout or a serialization failure): the vectors are still good and
@@ -175,7 +191,7 @@ def _complete(conn, worker_id, model, batch, vectors) -> int:
     throw paid-for vectors away (the caller would reconnect and re-embed)."""
     for attempt in range(WRITE_TRIES):
         try:
-            return queue.complete(conn, worker_id, model, batch, vectors)
+            return queue.complete(conn, worker_id, model, batch, vectors, roles)
         except psycopg.OperationalError as exc:
             # 40P01 deadlock, 40001 serialization failure, 55P03 lock_timeout
             if exc.sqlstate not in RETRY_WRITE or attempt == WRITE_TRIES - 1:

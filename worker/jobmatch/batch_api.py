@@ -36,7 +36,12 @@ MAX_REQUESTS = 50_000  # the Batch API's limit per batch
 MAX_FILE_BYTES = 190 * 1024 * 1024  # its input file limit is 200 MB
 LEASE_SECONDS = 25 * 3600  # a batch may take 24 hours
 WRITE_CHUNK = 1000
+ROLE = "+role"  # a custom_id's end: the request carries the row's role text too
 ENDED = {"failed", "expired", "cancelled"}
+
+
+def _custom_id(c: queue.Claimed) -> str:
+    return f"{c.entity_type}:{c.entity_id}{ROLE if c.role_text else ''}"
 
 
 @dataclass
@@ -75,8 +80,11 @@ class BatchBackfill:
         return stats
 
     # submitting -----------------------------------------------------------------
-    def _line(self, custom_id: str, text: str) -> bytes:
-        body = {"model": self.name, "input": [truncate(text, self.max_tokens_per_input)],
+    def _line(self, custom_id: str, texts: list[str]) -> bytes:
+        """One request per row: its profile text, and its role text when it
+        has one (custom_id ends in ROLE then: two vectors are expected back)."""
+        body = {"model": self.name,
+                "input": [truncate(t, self.max_tokens_per_input) for t in texts],
                 "encoding_format": "base64"}
         if self.send_dimensions:
             body["dimensions"] = self.dimensions
@@ -94,7 +102,7 @@ class BatchBackfill:
             return None
         lines, kept, size = [], [], 0
         for c in rows:
-            line = self._line(f"{c.entity_type}:{c.entity_id}", c.text)
+            line = self._line(_custom_id(c), [c.text, c.role_text] if c.role_text else [c.text])
             if size + len(line) > self.max_bytes and lines:
                 break  # the rest waits for the next batch
             lines.append(line)
@@ -114,7 +122,7 @@ class BatchBackfill:
             self.conn.execute(
                 "SELECT record_api_batch(%s, %s, %s, %s, %s, %s, %s, %s)",
                 [batch.id, worker, self.model, upload.id,
-                 [f"{c.entity_type}:{c.entity_id}" for c in kept],
+                 [_custom_id(c) for c in kept],
                  [c.entity_type for c in kept], [c.entity_id for c in kept],
                  [c.text_hash for c in kept]])
         event(log, "batch submitted", batch=batch.id, requests=len(kept), bytes=size)
@@ -149,7 +157,7 @@ class BatchBackfill:
         rows = {cid: queue.Claimed(t, i, "", h, 0) for cid, t, i, h in self.conn.execute(
             "SELECT custom_id, entity_type, entity_id, text_hash FROM embedding_api_batch_rows"
             " WHERE batch_id = %s", [batch_id]).fetchall()}
-        good: list[tuple[queue.Claimed, np.ndarray]] = []
+        good: list[tuple[queue.Claimed, np.ndarray, np.ndarray | None]] = []
         bad: dict[str, list[queue.Claimed]] = {}
         tokens = 0
         for result in self._results(batch.output_file_id) + self._results(batch.error_file_id):
@@ -163,24 +171,26 @@ class BatchBackfill:
                     message = (body.get("error") or result.get("error") or {}).get("message")
                     raise EmbeddingError(f"HTTP {response.get('status_code')}: {message}")
                 data = sorted(body["data"], key=lambda d: d["index"])
-                vector = check_vectors([_decode(d["embedding"]) for d in data], 1,
-                                       self.dimensions)[0]
+                vectors = check_vectors([_decode(d["embedding"]) for d in data],
+                                        2 if result["custom_id"].endswith(ROLE) else 1,
+                                        self.dimensions)
                 tokens += (body.get("usage") or {}).get("total_tokens") or 0
-                good.append((row, vector))
+                good.append((row, vectors[0], vectors[1] if len(vectors) == 2 else None))
             except (EmbeddingError, KeyError, TypeError, ValueError) as exc:
                 bad.setdefault(f"batch {batch_id}: {exc}", []).append(row)
         written = 0
         for start in range(0, len(good), WRITE_CHUNK):
             chunk = good[start:start + WRITE_CHUNK]
-            written += queue.complete(self.conn, worker, self.model, [c for c, _ in chunk],
-                                      np.vstack([v for _, v in chunk]))
+            written += queue.complete(self.conn, worker, self.model, [c for c, _, _ in chunk],
+                                      np.vstack([v for _, v, _ in chunk]),
+                                      [r for _, _, r in chunk])
         for error, failed in bad.items():
             queue.fail(self.conn, worker, failed, error)
         # rows with no result at all go back to the queue as they were
         queue.release(self.conn, worker)
         with self.conn.transaction():
-            self.conn.execute("SELECT record_batch_usage(%s, %s, %s)",
-                              [self.model, len(good), tokens])
+            self.conn.execute("SELECT record_batch_usage(%s, %s, %s)",  # inputs: texts
+                              [self.model, sum(1 + (r is not None) for _, _, r in good), tokens])
             self.conn.execute("SELECT finish_api_batch(%s, 'applied', NULL)", [batch_id])
         failed_rows = sum(map(len, bad.values()))
         event(log, "batch applied", batch=batch_id, vectors=len(good), written=written,

@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
     p.set_defaults(func=cmd_match)
 
+    from .alerts import add_parsers as add_alert_parsers  # alerts, match-users
+    add_alert_parsers(sub)
+
     p = sub.add_parser("health", help="coverage, queue depth, dead letters, usage")
     env_switch(p, "--json", "JOBMATCH_JSON", help="print JSON")
     p.set_defaults(func=admin.cmd_health)
@@ -336,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill, json_logs=True)
 
     p = sub.add_parser("demo", help="embedded DB up, demo data in, vectors filled, matches printed")
-    env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 2000, type=int, help="demo jobs to generate")
-    env_flag(p, "--seekers", "JOBMATCH_DEMO_SEEKERS", 200, type=int, help="demo seekers")
+    env_flag(p, "--jobs", "JOBMATCH_DEMO_JOBS", 400, type=int, help="demo jobs to generate")
+    env_flag(p, "--seekers", "JOBMATCH_DEMO_SEEKERS", 40, type=int, help="demo seekers")
     env_flag(p, "--show", "JOBMATCH_DEMO_SHOW", 3, type=int, help="seekers whose matches are printed")
     env_flag(p, "--seed", "JOBMATCH_DEMO_SEED", 7, type=int, help="random seed for the demo data")
     env_switch(p, "--reset", "JOBMATCH_DEMO_RESET",

@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import db, queue
+from .alerts import print_demo_alerts
 from .demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers
 from .batch import DrainStats, drain
 from .embedders import LocalEmbedder
@@ -49,6 +50,27 @@ def _copy(conn, table: str, columns: tuple[str, ...], rows: list[dict]) -> None:
                 copy.write_row([row[c] for c in columns])
 
 
+# Demo jobs are posted over the last DEMO_DAYS days, so most fall in
+# match_jobs' 60-day window and every family has jobs to show with few rows
+# to embed (the demo must finish in about a minute on 2 cores).
+DEMO_DAYS = 75
+
+
+def load_and_embed(conn, jobs: list[dict], seekers: list[dict], progress=None):
+    """Loads demo rows (the triggers queue them) and drains the queue with
+    the local model. Returns (rows queued, DrainStats, embedder)."""
+    _copy(conn, "canonical_jobs", JOB_COLUMNS, jobs)
+    _copy(conn, "user_preferences", SEEKER_COLUMNS, seekers)
+    pending = queue.pending(conn)
+    embedder = LocalEmbedder()
+    if progress is not None:
+        progress = progress(pending)
+    stats = drain(conn, embedder, f"demo-{os.getpid()}", batch_size=64, progress=progress)
+    if progress is not None:
+        progress.finish()
+    return pending, stats, embedder
+
+
 def _print_matches(conn, user_id: int, limit: int = 5) -> None:
     profile = conn.execute("SELECT user_profile_text(u) FROM user_preferences u"
                            " WHERE user_id = %s", [user_id]).fetchone()[0]
@@ -56,7 +78,8 @@ def _print_matches(conn, user_id: int, limit: int = 5) -> None:
     rows = conn.execute("SELECT title, company, location, match_score, match_method,"
                         " match_reasons FROM match_jobs(%s, %s)", [user_id, limit]).fetchall()
     if not rows:
-        print("  (no matching jobs in the last 60 days)")
+        print("  (no relevant job in the last 60 days fits what they asked for, or misses by only"
+              " one constraint: nothing is offered rather than unrelated jobs)")
     for title, company, location, score, method, reasons in rows:
         print(f"  {score:5.1f}  {title} at {company} ({location or 'location n/a'}) [{method}]")
         if reasons:
@@ -78,23 +101,17 @@ def run_demo(args) -> int:
                   "them. Pass --reset (JOBMATCH_DEMO_RESET=1) to do so.", file=sys.stderr)
             return 2
         if existing:
-            conn.execute("TRUNCATE canonical_jobs, user_preferences RESTART IDENTITY")
+            conn.execute("TRUNCATE canonical_jobs, user_preferences, job_alerts, alerted_jobs"
+                         " RESTART IDENTITY")
 
         started = time.monotonic()
-        jobs = generate_jobs(args.jobs, seed=args.seed)
+        jobs = generate_jobs(args.jobs, seed=args.seed, days=DEMO_DAYS)
         seekers = generate_seekers(args.seekers, seed=args.seed + 1)
-        _copy(conn, "canonical_jobs", JOB_COLUMNS, jobs)
-        _copy(conn, "user_preferences", SEEKER_COLUMNS, seekers)
-        pending = queue.pending(conn)
-        print(f"loaded {len(jobs)} jobs and {len(seekers)} seekers; "
-              f"the triggers queued {pending} rows")
-
-        embedder = LocalEmbedder()
-        progress = Progress(pending)
         saved = "SELECT coalesce(sum(cached_inputs + skipped_inputs), 0) FROM embedding_usage"
         saved_before = conn.execute(saved).fetchone()[0]
-        stats = drain(conn, embedder, f"demo-{os.getpid()}", batch_size=64, progress=progress)
-        progress.finish()
+        pending, stats, embedder = load_and_embed(conn, jobs, seekers, Progress)
+        print(f"loaded {len(jobs)} jobs and {len(seekers)} seekers; "
+              f"the triggers queued {pending} rows")
         elapsed = time.monotonic() - started
         not_paid = conn.execute(saved).fetchone()[0] - saved_before
         print(f"embedded {stats.written} rows in {elapsed:.1f}s "
@@ -107,9 +124,11 @@ def run_demo(args) -> int:
             [args.show]).fetchall()
         for (user_id,) in shown:
             _print_matches(conn, user_id)
+        print_demo_alerts(conn)
 
         h = conn.execute("SELECT user_coverage_pct, job_coverage_pct, queue_depth, status"
                          " FROM embedding_health").fetchone()
         print(f"\nhealth: users {h[0]}% / jobs {h[1]}% embedded, queue {h[2]}, {h[3]}")
-        print("next: `jobmatch match USER_ID`, `jobmatch health`, `jobmatch db down`")
+        print("next: `jobmatch match USER_ID`, `jobmatch match-users JOB_ID`, `jobmatch alerts`,"
+              " `jobmatch health`, `jobmatch db down`")
     return 0

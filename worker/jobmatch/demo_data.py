@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-__all__ = ["JOB_COLUMNS", "SEEKER_COLUMNS", "families", "generate_jobs",
+__all__ = ["JOB_COLUMNS", "SEEKER_COLUMNS", "families", "family_of_role", "generate_jobs",
            "generate_jobs_with_family", "generate_seekers"]
 
 JOB_COLUMNS: tuple[str, ...] = (
@@ -522,6 +522,9 @@ _EMPLOYERS = tuple([(name, ind) for ind in f["industries"] for name in COMPANIES
                    for f in FAMILIES)
 
 
+_FAMILY_OF_TITLE = {t.lower(): f["title"] for f in FAMILIES for t in [f["title"], *f["variants"]]}
+
+
 def families() -> list[str]:
     """Canonical titles of the occupation families, in table order."""
     return [f["title"] for f in FAMILIES]
@@ -644,7 +647,8 @@ def _employer(rng: random.Random, idx: int) -> tuple[str, list[str]]:
     return company, rng.sample(industries, min(len(industries), rng.randint(1, 2)))
 
 
-def _make_job(rng: random.Random, end: dt.datetime) -> tuple[str, dict]:
+def _make_job(rng: random.Random, end: dt.datetime,
+              window_seconds: int = _WINDOW_SECONDS) -> tuple[str, dict]:
     idx = rng.randrange(len(FAMILIES))
     fam = FAMILIES[idx]
     company, industries = _employer(rng, idx)
@@ -669,7 +673,7 @@ def _make_job(rng: random.Random, end: dt.datetime) -> tuple[str, dict]:
             (smin, smax), currency = _salary_range(rng, SALARY_SCALES[fam["scale"]][level], 50_000), "NGN"
     job = {
         "title": title, "company": company, "description": "", "location": location,
-        "posted_date": end - dt.timedelta(seconds=rng.randrange(1, _WINDOW_SECONDS + 1)),
+        "posted_date": end - dt.timedelta(seconds=rng.randrange(1, window_seconds + 1)),
         "ai_job_titles": [title, *rng.sample(others, rng.randint(0, 2))],
         "ai_job_function": fam["function"], "ai_job_level": levels,
         "ai_industry": industries, "ai_city": city, "ai_state": state, "ai_country": "Nigeria",
@@ -685,8 +689,8 @@ def _make_job(rng: random.Random, end: dt.datetime) -> tuple[str, dict]:
     return fam["title"], job
 
 
-def generate_jobs_with_family(n: int, *, seed: int = 7,
-                              today: dt.date | None = None) -> list[tuple[str, dict]]:
+def generate_jobs_with_family(n: int, *, seed: int = 7, today: dt.date | None = None,
+                              days: int = 180) -> list[tuple[str, dict]]:
     """Like generate_jobs, but each job comes with its family's canonical title."""
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -694,12 +698,18 @@ def generate_jobs_with_family(n: int, *, seed: int = 7,
         today = dt.datetime.now(_UTC).date()
     end = dt.datetime(today.year, today.month, today.day, tzinfo=_UTC)
     rng = random.Random(seed)
-    return [_make_job(rng, end) for _ in range(n)]
+    return [_make_job(rng, end, days * 86_400) for _ in range(n)]
 
 
-def generate_jobs(n: int, *, seed: int = 7, today: dt.date | None = None) -> list[dict]:
-    """n job postings (dicts keyed by JOB_COLUMNS), posted in the 180 days before today."""
-    return [job for _, job in generate_jobs_with_family(n, seed=seed, today=today)]
+def generate_jobs(n: int, *, seed: int = 7, today: dt.date | None = None,
+                  days: int = 180) -> list[dict]:
+    """n job postings (dicts keyed by JOB_COLUMNS), posted in the `days` days before today."""
+    return [job for _, job in generate_jobs_with_family(n, seed=seed, today=today, days=days)]
+
+
+def family_of_role(role: str) -> str | None:
+    """The family (its canonical title) a seeker's role names, or None."""
+    return _FAMILY_OF_TITLE.get(role.strip().lower())
 
 
 # --------------------------------------------------------------------------- seekers

@@ -17,9 +17,10 @@ CHANNEL = "jobmatch_embedding_queue"
 class Claimed:
     entity_type: str
     entity_id: int
-    text: str
-    text_hash: object  # uuid.UUID
+    text: str  # the profile text
+    text_hash: object  # uuid.UUID, covering both texts
     attempts: int
+    role_text: str | None = None  # embedded on its own too; None: no role vector
 
 
 def _run(conn: psycopg.Connection, query: str, params: Sequence) -> list[tuple]:
@@ -36,15 +37,23 @@ def claim(conn: psycopg.Connection, worker_id: str, limit: int,
 
 
 def complete(conn: psycopg.Connection, worker_id: str, model: str,
-             claimed: Sequence[Claimed], vectors: np.ndarray) -> int:
-    """Writes vectors whose text is still current; returns how many were written."""
+             claimed: Sequence[Claimed], vectors: Sequence,
+             role_vectors: Sequence | None = None) -> int:
+    """Writes vectors whose text is still current, each row's role vector
+    (None where it has no role text) with its profile vector; returns how
+    many rows were written. role_vectors None: none sent (the rows are
+    written without, and match with a neutral role term)."""
     if not claimed:
         return 0
+    roles = None
+    if role_vectors is not None:
+        roles = [None if v is None else np.asarray(v, dtype=np.float32) for v in role_vectors]
     ((written,),) = _run(
         conn,
-        "SELECT complete_embeddings(%s, %s, %s, %s, %s, %b)",
+        "SELECT complete_embeddings(%s, %s, %s, %s, %s, %b, %b::vector[])",
         [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
-         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors]],
+         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors],
+         roles],
     )
     return written
 

@@ -150,9 +150,7 @@ class Worker:
     # lifecycle -------------------------------------------------------------------
     def run(self) -> int:
         try:
-            self._connect()
-            self._check_rights()
-            self._check_model()
+            self._start()
             event(log, "worker started", worker=self.id, model=self.embedder.model,
                   provider=self.embedder.provider, **asdict(self.s))
             self._loop()
@@ -208,6 +206,25 @@ class Worker:
                 delay = backoff(attempt, 1.0, RECONNECT_CAP)
                 event(log, "database unreachable, retrying", logging.WARNING,
                       error=str(exc).strip(), retry_in_s=round(delay, 1))
+                if self.stop.wait(delay):
+                    raise Stopping()
+
+    def _start(self) -> None:
+        """Connects and checks rights and model; a connection lost during the
+        checks (a restart, a terminated backend) is retried like any other."""
+        for attempt in itertools.count():
+            self._connect()
+            try:
+                self._check_rights()
+                self._check_model()
+                return
+            except psycopg.OperationalError as exc:
+                self._close()
+                if self.s.once:
+                    raise WorkerExit(EXIT_ERROR, f"database error: {exc}".strip())
+                delay = backoff(attempt, 0.5, RECONNECT_CAP)
+                event(log, "database connection lost, reconnecting", logging.WARNING,
+                      error=str(exc).strip(), retry_in_s=round(delay, 2))
                 if self.stop.wait(delay):
                     raise Stopping()
 

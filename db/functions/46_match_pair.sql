@@ -1,0 +1,197 @@
+-- The rules of a (seeker, job) pair, one definition each, read by both
+-- directions: match_jobs (a seeker's jobs, 40_match_jobs.sql) and
+-- match_users (a job's seekers, 48_match_users.sql). Whether the job fits
+-- what the seeker stated is jobmatch_fits (40_match_jobs.sql); here: the
+-- seeker's terms, the pair's score, whether the job is relevant to the
+-- seeker, and the seeker's candidates the relevance floor is measured
+-- against.
+
+-- What the score needs of a seeker, derived once per seeker: their words
+-- (keyword query, skill words, role words) and their job categories (the
+-- first 50, for jobmatch_relevant). Their hard filters are
+-- jobmatch_seeker_filters (50_vector_index.sql).
+CREATE OR REPLACE FUNCTION jobmatch_seeker_terms(
+    u user_preferences,
+    OUT query tsquery, OUT skill_words text[], OUT role_words text[], OUT categories text[]
+)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT user_keyword_query(u), jobmatch_words(u.technical_skills),
+           jobmatch_words(u.job_roles, false), jobmatch_lower_set(u.job_categories[1:50])
+$$;
+
+-- The ranking score of a pair: cosine, plus the role vectors' cosine in
+-- the model's units (role_scale * (cosine - role_mean): the spread of the
+-- profile cosines among a seeker's candidates; 0 when a side has no role
+-- vector), plus the seeker's words (keyword rank, skill words, role words
+-- in the job's titles), less the experience gap, plus a little for
+-- freshness (1 for a job posted at p_at, 0 at the window's start). Weights
+-- in jobmatch_settings, the role units in embedding_models (migration
+-- 0014). Nothing of other pairs: match_jobs and match_users give a pair
+-- the same number. Inlined by the planner.
+CREATE OR REPLACE FUNCTION jobmatch_pair_score(
+    s jobmatch_settings, similarity double precision, u user_preferences, j canonical_jobs,
+    query tsquery, skill_words text[], role_words text[],
+    window_start timestamptz, p_at timestamptz,
+    role_scale double precision, role_mean double precision
+)
+RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT similarity
+           + s.rank_role_weight * coalesce(
+               role_scale * (1 - (u.user_role_embedding <=> j.job_role_embedding) - role_mean), 0)
+           + s.rank_keyword_weight * coalesce(ts_rank_cd(j.job_document, query, 32), 0)
+           + s.rank_skill_weight * jobmatch_word_share(skill_words, j.job_document, '{b,c}')
+           + s.rank_title_weight * jobmatch_word_share(role_words, j.job_document, '{a}')
+           - s.rank_experience_weight * jobmatch_experience_gap(
+               u.experience_level, u.years_of_experience, j.ai_job_level,
+               j.ai_years_experience_min, j.ai_years_experience_max)
+           + s.rank_freshness_weight
+             * greatest(0, 1 - extract(epoch FROM p_at - j.posted_date)
+                        / greatest(extract(epoch FROM p_at - window_start), 1))
+$$;
+
+-- match_score, 0-100: the score over the sum of the positive weights,
+-- capped.
+CREATE OR REPLACE FUNCTION jobmatch_score_percent(score double precision, s jobmatch_settings)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT round(100 * least(1, greatest(0, score)
+                          / (1 + s.rank_keyword_weight + s.rank_skill_weight
+                             + s.rank_title_weight))::numeric, 1)
+$$;
+
+-- Whether the relevance floor applies to a pair: the model has a margin
+-- and the job's function is not one of the seeker's job categories (the
+-- seeker named that field: relevant whatever the score).
+CREATE OR REPLACE FUNCTION jobmatch_needs_reference(
+    margin double precision, job_function text, categories text[]
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT margin IS NOT NULL
+           AND NOT coalesce(lower(btrim(job_function)) = ANY (categories), false)
+$$;
+
+-- Is the job relevant to the seeker? Its score is within the model's
+-- relevance_margin of the seeker's reference (the best score among the
+-- seeker's candidates of any kind: what they would get with no
+-- constraints), or the floor does not apply (jobmatch_needs_reference).
+CREATE OR REPLACE FUNCTION jobmatch_relevant(
+    score double precision, reference double precision, margin double precision,
+    job_function text, categories text[]
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT NOT jobmatch_needs_reference(margin, job_function, categories)
+           OR score >= reference - margin
+$$;
+
+-- A float as a literal of the query text (the model's constants are
+-- part of the generated query, as its model name is): the shortest exact
+-- text form, typed.
+CREATE OR REPLACE FUNCTION jobmatch_float_literal(p_value double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT quote_literal(p_value::text) || '::double precision'
+$$;
+
+-- A seeker's scored candidates as query text, for match_jobs and
+-- jobmatch_seeker_reference: CTEs nearest (the $3 nearest jobs of the
+-- window that fit), open (the $3 nearest whatever the constraints: no
+-- places, no types, no pay), candidates (both, once each, fits true for
+-- the first) and scored (the job row j, fits, similarity, score, distance).
+-- Parameters: $1 the seeker's vector, $2 the window's start, $3 the pool,
+-- $4 the seeker, $5 places, $6 types, $7 jobmatch_settings, $8 keyword
+-- query, $9 skill words, $10 role words ($5, $6 from jobmatch_seeker_filters,
+-- $8-$10 from jobmatch_seeker_terms), $11 now.
+CREATE OR REPLACE FUNCTION jobmatch_scored_jobs_sql(p_model embedding_models, p_exact boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+DECLARE
+    v_search text := CASE WHEN p_exact THEN jobmatch_nearest_jobs_sql(p_model, false, true)
+                          ELSE jobmatch_nearest_jobs_sql(p_model, p_model.index_halfvec) END;
+BEGIN
+    RETURN format($q$
+        WITH nearest AS MATERIALIZED (%1$s), open AS MATERIALIZED (%2$s),
+        candidates AS (
+            SELECT n.id, n.distance, true AS fits FROM nearest AS n
+            UNION ALL
+            SELECT o.id, o.distance, false FROM open AS o
+            WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
+        ), scored AS MATERIALIZED (
+            SELECT j, c.fits, 1 - c.distance AS similarity,
+                   jobmatch_pair_score($7, 1 - c.distance, $4, j, $8, $9, $10, $2, $11,
+                                       %3$s, %4$s) AS score,
+                   c.distance
+            FROM candidates AS c
+            INNER JOIN canonical_jobs AS j ON j.id = c.id
+        ) $q$, v_search,
+        replace(v_search, 'jobmatch_fits($4, $5, $6, j)',
+                'jobmatch_fits($4, NULL, NULL, j, false)'),
+        jobmatch_float_literal(p_model.role_scale), jobmatch_float_literal(p_model.role_mean));
+END
+$$;
+
+-- The job index's knobs for a search (jobmatch_set_search_knobs; they end
+-- with the calling function, whose SET clauses name them); past the model's
+-- exact_scan_max_rows window jobs, enable_sort off so the planner walks the
+-- index (vector_index_walk). Returns enable_sort's value to restore, or NULL.
+CREATE OR REPLACE FUNCTION jobmatch_prepare_job_search(
+    p_model embedding_models, p_window_start timestamptz, p_exact boolean
+)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_sort text;
+BEGIN
+    PERFORM jobmatch_set_search_knobs(p_model);
+    IF NOT p_exact AND vector_index_walk(p_model, p_window_start) THEN
+        v_sort := current_setting('enable_sort');
+        PERFORM set_config('enable_sort', 'off', true);
+    END IF;
+    RETURN v_sort;
+END
+$$;
+
+-- A seeker's reference: the best score among their candidates (match_jobs'
+-- pool for its largest limit), the value match_jobs measures its relevance
+-- floor from. Same query text, same index settings: for a seeker match_jobs
+-- would answer at p_at, the same number.
+CREATE OR REPLACE FUNCTION jobmatch_seeker_reference(
+    u user_preferences, p_model embedding_models, s jobmatch_settings,
+    p_window_start timestamptz, p_at timestamptz
+)
+RETURNS double precision
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    t record;
+    f record;
+    v_best double precision;
+    v_sort text;
+    v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
+BEGIN
+    IF u.user_embedding IS NULL OR u.embedding_model IS DISTINCT FROM p_model.model THEN
+        RETURN NULL;
+    END IF;
+    t := jobmatch_seeker_terms(u);
+    SELECT * INTO f FROM jobmatch_seeker_filters(u);
+    v_sort := jobmatch_prepare_job_search(p_model, p_window_start, v_exact);
+    EXECUTE jobmatch_scored_jobs_sql(p_model, v_exact) || ' SELECT max(c.score) FROM scored AS c'
+        INTO v_best
+        USING u.user_embedding, p_window_start, greatest(s.match_max_limit, s.match_candidates),
+              u, f.places, f.types, s, t.query, t.skill_words, t.role_words, p_at;
+    IF v_sort IS NOT NULL THEN
+        PERFORM set_config('enable_sort', v_sort, true);
+    END IF;
+    RETURN v_best;
+END
+$$;
