@@ -8,13 +8,19 @@ may run: the definer functions touch only the owner's objects."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from conftest import LOCAL_MODEL
 from helpers import MODEL, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
+from jobmatch.migrate import SchemaExposed, migrate
 
 PASSWORD = "hostile-test-password"
 ROLES = {"bot": "test_hostile_bot", "worker": "test_hostile_worker",
@@ -236,6 +242,87 @@ def test_a_session_flag_cannot_skip_the_queue(conn, roles, data):
                        " title = 'Head Cook' WHERE title = 'Cook'")
     assert conn.execute("SELECT entity_type, count(*) FROM embedding_queue GROUP BY 1 ORDER BY 1"
                         ).fetchall() == [("job", 2), ("user", 1)]
+
+
+# ----------------------------------------------------- the schema names resolve in
+
+# An overload a role with CREATE on public could add: match_jobs calls
+# jobmatch_word_share(text[], tsvector, '{b,c}'), and PostgreSQL sends an
+# unknown literal to a text parameter before a "char"[] one, so this would
+# run as the owner on every semantic match (CVE-2018-1058's class).
+SHADOW = """CREATE FUNCTION public.jobmatch_word_share(wanted text[], document tsvector,
+                                                weights text)
+RETURNS double precision LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE format('ALTER ROLE %I SUPERUSER', session_user);
+    RETURN 0;
+EXCEPTION WHEN OTHERS THEN
+    RETURN 0;
+END $f$"""
+
+
+def health(dsn):
+    env = {**os.environ, "DATABASE_URL": dsn}
+    env.pop("OPENAI_API_KEY", None)
+    return subprocess.run([sys.executable, "-m", "jobmatch.cli", "health"], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_an_old_clusters_create_on_public_is_taken_back_by_migrate(conn, dsn, roles, data):
+    # A cluster created before PostgreSQL 15 (or pg_upgrade'd from one)
+    # grants CREATE on public to PUBLIC; a DBA may have granted it to the
+    # bot role too.
+    conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    conn.execute("GRANT CREATE ON SCHEMA public TO jobmatch_bot")
+    exposed = {r[1] for r in conn.execute("SELECT * FROM jobmatch_schema_exposure()")
+               if r[0] == "create"}
+    assert set(roles.values()) <= exposed
+    assert "may CREATE in schema public" in health(dsn).stdout
+    result = migrate(dsn, LOCAL_MODEL)
+    assert result["may_create_in_public"] == []
+    assert conn.execute("SELECT * FROM jobmatch_schema_exposure()").fetchall() == []
+    for kind, role in roles.items():
+        with login(conn, role) as hostile:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                hostile.execute(SHADOW)
+            if kind == "bot":
+                assert hostile.execute("SELECT count(*) FROM match_jobs(1, 10)").fetchone()[0] > 0
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
+                            [role]).fetchone() == (False,)
+    out = health(dsn)
+    assert out.returncode == 0 and "SECURITY" not in out.stdout
+
+
+def test_a_function_planted_in_public_fails_migrate_and_health(conn, dsn, roles, data):
+    conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    with login(conn, roles["bot"]) as hostile:
+        hostile.execute(SHADOW)
+        hostile.execute("CREATE FUNCTION public.same(a text, b text) RETURNS boolean"
+                        " LANGUAGE sql AS 'SELECT a = b'")
+        hostile.execute("CREATE OPERATOR public.=== (leftarg = text, rightarg = text,"
+                        " function = public.same)")
+    planted = conn.execute("SELECT * FROM jobmatch_schema_exposure() WHERE kind <> 'create'"
+                           ).fetchall()
+    assert planted == [("function", "jobmatch_word_share(text[],tsvector,text)",
+                        roles["bot"]),
+                       ("operator", "===(text,text)", roles["bot"])]
+    # public.same shadows no name a definer function calls: not reported
+    with pytest.raises(SchemaExposed, match=r"jobmatch_word_share\(text\[\],tsvector,text\)"
+                                            r" owned by test_hostile_bot.*===\(text,text\)"):
+        migrate(dsn, LOCAL_MODEL)
+    # the deploy still took CREATE back, so nothing more can be planted
+    with login(conn, roles["writer"]) as writer:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            writer.execute(SHADOW.replace("jobmatch_word_share", "jobmatch_words"))
+    out = health(dsn)
+    assert out.returncode == 1
+    assert ("SECURITY:     function jobmatch_word_share(text[],tsvector,text) in public is"
+            " owned by test_hostile_bot") in out.stdout
+    conn.execute("DROP OPERATOR public.=== (text, text)")
+    conn.execute("DROP FUNCTION public.same(text, text),"
+                 " public.jobmatch_word_share(text[], tsvector, text)")
+    assert migrate(dsn, LOCAL_MODEL)["may_create_in_public"] == []
+    assert health(dsn).returncode == 0
 
 
 def test_definer_functions_are_not_executable_by_public(conn):

@@ -107,6 +107,9 @@ BEGIN
             END;
         END IF;
         EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
+        -- never CREATE: what the definer functions resolve names in
+        -- (68_schema_guard.sql)
+        EXECUTE format('REVOKE CREATE ON SCHEMA public FROM %I', r);
     END LOOP;
 
     FOR fn, r IN

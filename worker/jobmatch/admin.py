@@ -15,7 +15,7 @@ from .config import model_spec
 
 
 def cmd_migrate(args) -> int:
-    from .migrate import migrate
+    from .migrate import SchemaExposed, migrate
 
     spec = model_spec(args)
     roles = None if args.no_roles else (args.bot_role, args.worker_role)
@@ -29,6 +29,9 @@ def cmd_migrate(args) -> int:
               "CREATEROLE: have a DBA run `jobmatch migrate` once, or pass --no-roles",
               file=sys.stderr)
         return 2
+    except SchemaExposed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"migrations applied: {', '.join(result['migrations']) or 'none (up to date)'}")
     print(f"functions applied: {len(result['functions'])} files")
     model, provider, dims, threshold = result["model"]
@@ -36,6 +39,9 @@ def cmd_migrate(args) -> int:
     if roles:
         print(f"roles: {roles[0]} may call match_jobs, match_users and next_job_alerts;"
               f" {roles[1]} may use the queue API")
+    for name in result["may_create_in_public"]:
+        print(f"WARNING: role {name} may CREATE in schema public, where the SECURITY DEFINER"
+              f" functions resolve names: REVOKE CREATE ON SCHEMA public FROM {name}")
     return 0
 
 
@@ -51,10 +57,14 @@ def cmd_health(args) -> int:
             " skipped_inputs, usd, usd_saved FROM embedding_spend"
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = db.dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
+        security = db.dict_rows(conn.execute("SELECT * FROM jobmatch_schema_exposure()"))
+    # planted functions or operators: code an untrusted role could run as
+    # the owner (68_schema_guard.sql); the command fails, as migrate does
+    status = 1 if any(s["kind"] != "create" for s in security) else 0
     if args.json:
-        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes},
-                         default=str, indent=2))
-        return 0
+        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes,
+                          "security": security}, default=str, indent=2))
+        return status
     h = health
     print(f"model:        {h['active_model']}")
     print(f"users:        {h['users_embedded']}/{h['users_total']} ({h['user_coverage_pct']}%)")
@@ -85,7 +95,12 @@ def cmd_health(args) -> int:
                   + (f", sampled recall of match_jobs' candidates {recall:.3f}" if recall is not None else ""))
         if ix["warning"]:
             print(f"WARNING:      {ix['warning']}")
-    return 0
+    for x in security:
+        what = (f"role {x['object_name']} may CREATE in schema public" if x["kind"] == "create"
+                else f"{x['kind']} {x['object_name']} in public is owned by {x['owner_name']}")
+        print(f"SECURITY:     {what}: the SECURITY DEFINER functions resolve names there"
+              " (docs/dba.md, Roles)")
+    return status
 
 
 def cmd_index(args) -> int:

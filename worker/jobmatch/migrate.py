@@ -116,6 +116,35 @@ def run_lock(url: str):
                 pass  # the connection is gone, and the lock with it
 
 
+class SchemaExposed(RuntimeError):
+    """An untrusted role owns a function or operator in public that a
+    SECURITY DEFINER function could resolve to (68_schema_guard.sql)."""
+
+
+def schema_exposure(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """(kind, object, owner) rows of jobmatch_schema_exposure: 'create' (a
+    role that may still CREATE in public), 'function', 'operator'."""
+    return conn.execute("SELECT * FROM jobmatch_schema_exposure()").fetchall()
+
+
+def check_schema(conn: psycopg.Connection) -> list[str]:
+    """Raises SchemaExposed for planted functions or operators; returns the
+    roles that may still CREATE in public (a DBA's explicit grant: warned)."""
+    rows = schema_exposure(conn)
+    planted = [f"{kind} {name} owned by {owner}" for kind, name, owner in rows
+               if kind != "create"]
+    if planted:
+        raise SchemaExposed(
+            "objects in schema public that jobmatch's SECURITY DEFINER functions could run"
+            " as their owner: " + "; ".join(planted)
+            + ". Drop them (or move them out of public) and run `jobmatch migrate` again")
+    creators = [name for kind, name, _ in rows if kind == "create"]
+    for name in creators:
+        log.warning("role %s may CREATE in schema public, where jobmatch's SECURITY DEFINER"
+                    " functions resolve names: REVOKE CREATE ON SCHEMA public FROM %s", name, name)
+    return creators
+
+
 def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = False,
             roles: tuple[str, str] | None = DEFAULT_ROLES) -> dict:
     """Brings the database at `url` to the current schema; safe to run twice,
@@ -128,4 +157,6 @@ def migrate(url: str, model: tuple[str, str, int] | None = None, switch: bool = 
             active = record_model(conn, *model, switch=switch) if model else None
             if roles:
                 setup_roles(conn, *roles)
-    return {"migrations": done, "functions": functions, "model": active, "roles": roles}
+            creators = check_schema(conn)
+    return {"migrations": done, "functions": functions, "model": active, "roles": roles,
+            "may_create_in_public": creators}
