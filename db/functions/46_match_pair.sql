@@ -42,8 +42,8 @@ AS $$
            + s.rank_role_weight * coalesce(
                role_scale * (1 - (u.user_role_embedding <=> j.job_role_embedding) - role_mean), 0)
            + s.rank_keyword_weight * coalesce(ts_rank_cd(j.job_document, query, 32), 0)
-           + s.rank_skill_weight * jobmatch_word_share(skill_words, j.job_document, '{b,c}')
-           + s.rank_title_weight * jobmatch_word_share(role_words, j.job_document, '{a}')
+           + s.rank_skill_weight * jobmatch_word_share(skill_words, j.job_document, '{b,c}'::"char"[])
+           + s.rank_title_weight * jobmatch_word_share(role_words, j.job_document, '{a}'::"char"[])
            - s.rank_experience_weight * jobmatch_experience_gap(
                u.experience_level, u.years_of_experience, j.ai_job_level,
                j.ai_years_experience_min, j.ai_years_experience_max)
