@@ -8,7 +8,7 @@ root; database jobmatch_bench_worker, dropped and re-created each run; the
 server is stopped at the end if this run started it) or on DATABASE_URL
 (refused if it holds jobs or seekers the benchmark did not load, unless
 --reset). The schema comes from the project's own `migrate`, switched to
-text-embedding-3-small (1536-d). The provider is tests/fake_openai.FakeOpenAI
+text-embedding-3-small (1536-d). The provider is support/fake_openai.FakeOpenAI
 (deterministic vectors, `latency` seconds per request, memoised so the fake
 spends no CPU on a text twice) in this process; `jobmatch worker` runs as a
 subprocess with DATABASE_URL / OPENAI_API_KEY / OPENAI_BASE_URL pointing at it.
@@ -78,15 +78,17 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from jobmatch import db as jm_db
+from jobmatch.demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers
+from jobmatch.migrate import apply_functions, migrate
+from support import fake_openai
+from support.common import loadavg, log, percentile
+from support.fake_openai import FakeOpenAI
+from support.server import configure_embedded
+from support.worker import parse_events, worker_env
+from support.worker import worker_cmd as support_worker_cmd
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # fake_openai
-
-import fake_openai  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
-
-from jobmatch import db as jm_db  # noqa: E402
-from jobmatch.demo_data import JOB_COLUMNS, SEEKER_COLUMNS, generate_jobs, generate_seekers  # noqa: E402
-from jobmatch.migrate import apply_functions, migrate  # noqa: E402
 
 MODEL, DIMS = "text-embedding-3-small", 1536
 MODEL_FLAGS = ["--embedder", "openai", "--model", MODEL, "--dimensions", str(DIMS)]
@@ -105,22 +107,10 @@ TRIGGER_RATIO_GOAL = 1.5
 FRESHNESS_P50_GOAL = 1.0  # s
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1), linear interpolation."""
-    xs = sorted(values)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+    """The q-quantile (0..1), linear interpolation; NaN if there are none."""
+    p = percentile(values, q * 100)
+    return float("nan") if p is None else p
 
 
 def r(x: float | None, n: int = 3):
@@ -258,20 +248,7 @@ class BenchDb:
         return Path("~/.cache/jobmatch-bench-worker/pgdata").expanduser()
 
     def _configure(self) -> None:
-        url = jm_db.embedded_url("postgres")
-        with psycopg.connect(url, autocommit=True) as conn:
-            for name, value in SERVER_SETTINGS.items():
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                    sql.Identifier(name), sql.Literal(value)))
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(0.3)
-            pending = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart"
-                                   ).fetchone()[0]
-        if pending:
-            log("restarting the bench server for its settings")
-            server = jm_db._server()
-            server.stop()
-            server.start()
+        configure_embedded(SERVER_SETTINGS, log)
 
     def connect(self, **kw) -> psycopg.Connection:
         return jm_db.connect(self.url, autocommit=True, **kw)
@@ -409,27 +386,12 @@ def table_sizes(conn) -> dict:
 
 # ------------------------------------------------------------------ running the worker
 
-def worker_env(url: str, provider: FakeOpenAI) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBMATCH_", "OPENAI_"))}
-    env.update(DATABASE_URL=url, OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=provider.base_url,
-               PYTHONPATH=str(REPO))
-    return env
+def provider_env(url: str, provider: FakeOpenAI) -> dict:
+    return worker_env(url, provider.base_url, API_KEY)
 
 
 def worker_cmd(*flags) -> list[str]:
-    return [sys.executable, "-m", "jobmatch.cli", "worker", *MODEL_FLAGS, *map(str, flags)]
-
-
-def parse_events(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
+    return support_worker_cmd(*flags, model_flags=MODEL_FLAGS)
 
 
 class Proc:
@@ -488,7 +450,7 @@ def run_workers(bdb: BenchDb, conn, provider: FakeOpenAI, flags: list, *, worker
                 queued: int, timeout: float, startup_cpu_s: float | None = None) -> dict:
     """`jobmatch worker --once FLAGS` (in `workers` processes at once) until the queue is drained."""
     meter = ServerCpu(conn)
-    env = worker_env(bdb.url, provider)
+    env = provider_env(bdb.url, provider)
     la0, db0, me0 = loadavg(), meter.total(), time.process_time()
     t0 = time.perf_counter()
     procs = [Proc(worker_cmd("--once", *flags), env) for _ in range(workers)]
@@ -503,7 +465,7 @@ def run_workers(bdb: BenchDb, conn, provider: FakeOpenAI, flags: list, *, worker
         text = p.stderr()
         if p.returncode != 0:
             raise RuntimeError(f"worker exited {p.returncode}:\n{text[-3000:]}")
-        ev = parse_events(text)
+        ev = parse_events(text, strict=False)
         drained += [e for e in ev if e.get("msg") == "drained"]
         stopped += [e for e in ev if e.get("msg") == "worker stopped"]
     written = sum(e["written"] for e in stopped)
@@ -841,7 +803,7 @@ def section_freshness(bdb: BenchDb, conn, cache: _EmbeddingCache, args, results:
                    for k, (uid, roles, skills, cats) in enumerate(plan)]
         with FakeOpenAI(api_key=API_KEY, latency=latency) as provider:
             # the seekers' and jobs' texts now, and the texts after each update, are cached
-            env = worker_env(bdb.url, provider)
+            env = provider_env(bdb.url, provider)
             worker = Proc(worker_cmd("--poll-interval", 5, "--refresh-interval", 300), env)
             try:
                 t0 = time.monotonic()
@@ -858,7 +820,7 @@ def section_freshness(bdb: BenchDb, conn, cache: _EmbeddingCache, args, results:
                 if not worker.poll():
                     os.kill(worker.pid, signal.SIGTERM)
                 worker.wait(30)
-            ev = parse_events(worker.stderr())
+            ev = parse_events(worker.stderr(), strict=False)
             stopped = [e for e in ev if e.get("msg") == "worker stopped"]
             res.update(worker_exit_code=worker.returncode,
                        worker_written=stopped[-1]["written"] if stopped else None,
@@ -1045,7 +1007,7 @@ def section_profile(bdb: BenchDb, conn, args, results: dict) -> None:
                "--output", str(raw), "--", *worker_cmd("--once")]
         log(f"profile: py-spy on the defaults, {queued} rows")
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=worker_env(bdb.url, provider), cwd=REPO,
+        proc = subprocess.run(cmd, env=provider_env(bdb.url, provider), cwd=REPO,
                               capture_output=True, text=True, timeout=args.timeout)
         wall = time.perf_counter() - t0
     if proc.returncode != 0 or not raw.exists():

@@ -4,7 +4,7 @@ dead letters survive, and the queue and match_jobs carry on."""
 import subprocess
 import warnings
 
-from helpers import at_similarity, drain_with, job, unit, user
+from support.data import at_similarity, drain_with, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
 from jobmatch.migrate import migrate

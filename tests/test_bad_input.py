@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
+from support.data import at_similarity, job, set_job_vector, set_user_vector, unit, user
 
 MAX_PROFILE = 8_000  # README: profile texts are at most 8,000 characters
 

@@ -13,10 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from fake_openai import fake_embedding
-from helpers import job, queue_rows
-from worker_support import (KEY, MODEL, ROOT, oconn, run_worker, server,  # noqa: F401
-                            stored, stored_roles)
+from support.fake_openai import fake_embedding
+from support.data import job, queue_rows
+from support.worker import KEY, ROOT, run_worker, stored, stored_roles
 
 DIMS = 256
 

@@ -13,11 +13,8 @@ test asserts the measurements that carry the promise, then every check."""
 import pytest
 
 from bench import chaos, load
-from bench.harness import DIMS, MODEL, create_database, embedded_server, verify
-from worker_support import MODEL as TEST_MODEL
-from worker_support import oconn  # noqa: F401
-
-assert MODEL == TEST_MODEL and DIMS == 256  # one model for the fixtures and the scenarios
+from support.server import create_database, embedded_server
+from support.worker import verify
 
 
 def report(result) -> None:

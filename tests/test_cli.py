@@ -62,7 +62,7 @@ def test_match_prints_json_and_rejects_bad_limits(conn, dsn):
 
 
 def test_alerts_dry_run_marks_nothing_send_marks_and_match_users_prints(conn, dsn):
-    from helpers import at_similarity, set_job_vector, set_user_vector, unit
+    from support.data import at_similarity, set_job_vector, set_user_vector, unit
 
     q = unit(0)
     conn.execute("INSERT INTO user_preferences (user_id, job_roles) VALUES (1, ARRAY['Welder'])")
@@ -102,7 +102,7 @@ def test_index_rebuild_refuses_too_little_data(dsn):
 
 
 def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
-    from helpers import unit
+    from support.data import unit
     with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
                             " FROM STDIN") as cp:
         for i in range(2000):

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from helpers import MODEL, job, unit, user
+from support.data import MODEL, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
 

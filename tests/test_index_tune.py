@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import MODEL
+from support.data import MODEL
 from jobmatch.index_tune import Point, TuneError, format_result, recommend, tune
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from helpers import clustered_jobs, index_scans, set_user_vector, user
+from support.data import clustered_jobs, index_scans, set_user_vector, user
 
 
 def ids(conn, uid):

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from conftest import LOCAL_MODEL
-from helpers import job, user
+from support.data import job, user
 from jobmatch import db as jm_db
 from jobmatch import standby as sb
 from jobmatch.migrate import migrate

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_openai import fake_embedding
-from helpers import MODEL, at_similarity, job, queue_rows, set_job_vector, set_user_vector, unit, user
+from support.fake_openai import fake_embedding
+from support.data import (MODEL, at_similarity, job, queue_rows, set_job_vector, set_user_vector,
+                          unit, user)
 from test_profile_text import FULL_JOB, FULL_USER
 from jobmatch import queue
 from jobmatch.batch import drain

@@ -6,10 +6,10 @@ import threading
 import time
 from decimal import Decimal
 
-from helpers import job, user
-from worker_support import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
-                            leased, messages, oconn, pending, run_worker, server, stored,
-                            wait_for, workers)
+from support.data import job, user
+from support.common import wait_for
+from support.worker import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, events, leased,
+                            messages, pending, run_worker, stored)
 
 from jobmatch.worker import Settings, StopSignal, Worker
 

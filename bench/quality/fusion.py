@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from jobmatch import db as jm_db
+from support.common import log
 
 from . import metrics as m
-from .load import log
 from .run import judge, setup
 
 K = 10
