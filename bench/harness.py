@@ -1,4 +1,4 @@
-"""Shared by the fault and load benchmarks (bench/chaos.py, bench/load.py)
+"""Shared by the fault and load benchmarks (bench/chaos.py, bench/bot_load.py)
 and so by their short pytest versions (tests/test_chaos.py): a FakeOpenAI
 whose 429s say when to retry, bulk seeding with distinct texts, and an
 updater thread. The worker subprocess, the FakeOpenAI, the embedded servers

@@ -27,7 +27,7 @@ exact answer with the same window and threshold):
   keyword    match_jobs for seekers without a vector (full-text fallback)
 
 The worker (vectors written per second) and write-path/freshness benchmarks
-live elsewhere: bench/worker_bench.py, bench/WORKER_RESULTS.md."""
+live elsewhere: bench/worker_bench/, bench/WORKER_RESULTS.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Load benchmark: the bot and the worker at the same time, one command:
 
-    python -m bench.load [--seconds 60] [--clients 8] [--insert-rate 20]
+    python -m bench.bot_load [--seconds 60] [--clients 8] [--insert-rate 20]
                          [--jobs 5000] [--seekers 1000] [--json PATH]
 
 On a dedicated embedded PostgreSQL 18 + pgvector (temporary data directory)
@@ -252,7 +252,7 @@ def run_load(dsn: str, workdir: Path, *, seconds: float = 60, clients: int = 8,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.bot_load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--clients", type=int, default=8)
