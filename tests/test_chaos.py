@@ -16,6 +16,8 @@ from bench import bot_load, chaos
 from support.server import create_database, embedded_server
 from support.worker import verify
 
+pytestmark = pytest.mark.slow  # fault and load scenarios, tens of seconds each
+
 
 def report(result) -> None:
     print(f"\n{result.name}:")

@@ -85,6 +85,7 @@ def pg_dump(dsn: str) -> str:
                           text=True).stdout
 
 
+@pytest.mark.slow
 def test_key_never_in_debug_logs_or_database_after_errors_that_echo_it(oconn, dsn, echo,
                                                                         tmp_path):
     good = [job(oconn, title=f"Welder {i}", ai_required_skills=["TIG"]) for i in range(4)]

@@ -168,6 +168,7 @@ def test_match_jobs_is_read_only_and_leaves_probes_alone(conn, seeker):
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "3"
 
 
+@pytest.mark.slow
 def test_same_results_with_and_without_the_ivfflat_index(conn):
     rng = np.random.default_rng(42)
     # ~1/6 in the window: the index must not lose rows
@@ -312,6 +313,7 @@ def test_hard_filters_can_be_switched_off(conn):
     assert [(r["job_id"], r["match_method"]) for r in match(conn, 1)] == [(far, "semantic")]
 
 
+@pytest.mark.slow
 def test_filtered_answers_are_still_full_through_the_index(conn):
     """The filters sit inside the nearest-neighbour scan, so an iterative
     index scan keeps going until it has enough jobs that fit."""
@@ -352,6 +354,7 @@ def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
     assert [r["job_id"] for r in match(conn, 1)] == [closer, better]
 
 
+@pytest.mark.slow
 def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
     rng = np.random.default_rng(5)
     _, vecs = clustered_jobs(conn, rng, 11000, 10, 0.5)

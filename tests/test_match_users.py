@@ -113,6 +113,7 @@ def pairs_both_ways(conn, job_ids, user_ids):
     return from_jobs, from_users
 
 
+@pytest.mark.slow
 def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     job_ids, user_ids = world(conn)
     from_jobs, from_users = pairs_both_ways(conn, job_ids, user_ids)
@@ -147,6 +148,7 @@ def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     assert 0.2 * len(open_jobs) < len(half_jobs) < 0.8 * len(open_jobs)
 
 
+@pytest.mark.slow
 def test_agreement_holds_through_both_vector_indexes(conn):
     """The same pairs when each side is searched through its HNSW index."""
     job_ids, user_ids = world(conn, seed=2)
@@ -286,6 +288,7 @@ def test_read_only_and_leaves_the_callers_settings_alone(conn):
         assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"
 
 
+@pytest.mark.slow
 def test_filtered_answers_are_full_through_the_seekers_index(conn):
     """The constraints sit inside the seekers' index scan: an iterative scan
     keeps going until it has enough seekers the job fits, and gives the

@@ -37,8 +37,11 @@ def pgbouncer_binary() -> str | None:
 
 
 BINARY = pgbouncer_binary()
-pytestmark = pytest.mark.skipif(BINARY is None, reason="no pgbouncer binary (apt-get install"
-                                " pgbouncer; .ci/run tries to)")
+pytestmark = [
+    pytest.mark.slow,  # a PgBouncer of its own per test
+    pytest.mark.skipif(BINARY is None, reason="no pgbouncer binary (apt-get install"
+                       " pgbouncer; .ci/run tries to)"),
+]
 
 
 def pgbouncer_version() -> tuple[int, ...]:

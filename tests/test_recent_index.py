@@ -8,6 +8,8 @@ import pytest
 
 from support.data import clustered_jobs, index_scans, set_user_vector, user
 
+pytestmark = pytest.mark.slow  # a year of clustered jobs and an index build per test
+
 
 def ids(conn, uid):
     return [r[0] for r in conn.execute("SELECT job_id FROM match_jobs(%s, 10)", [uid])]

@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the benchmark's --quick run end to end
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

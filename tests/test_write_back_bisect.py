@@ -39,6 +39,7 @@ def dead_letters(conn) -> list[tuple]:
                         " ORDER BY entity_id").fetchall()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refusal", sorted(REFUSALS))
 def test_one_row_the_database_refuses_does_not_fail_its_batch(oconn, dsn, server, refusal):
     ids = [job(oconn, title=f"Welder {i}", ai_required_skills=["TIG", f"skill{i}"])
