@@ -45,9 +45,9 @@ from .chaos import Result
 from support.common import loadavg, log, percentile, wait_for
 from support.fake_openai import FakeOpenAI
 from support.server import connect, create_database, embedded_server
-from support.worker import KEY, WorkerProc, count, pending, verify
+from support.worker import KEY, WorkerProc, pending
 
-from .harness import USER_BASE, Steady, seed
+from .harness import USER_BASE, Steady, count, seed, verify
 
 MATCH_SQL = "SELECT job_id, match_method FROM match_jobs(%s, 10)"
 

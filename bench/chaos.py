@@ -48,10 +48,10 @@ import psycopg
 from support.common import loadavg, log, wait_for
 from support.fake_openai import FakeOpenAI
 from support.server import connect, create_database, embedded_server
-from support.worker import (KEY, WorkerProc, count, dead_letters, leased_by, pending, texts_needed,
-                            verify)
+from support.worker import KEY, WorkerProc, pending
 
-from .harness import ChaosOpenAI, Updater, seed
+from .harness import (ChaosOpenAI, Updater, count, dead_letters, leased_by, seed, texts_needed,
+                      verify)
 
 
 @dataclass

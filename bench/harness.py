@@ -1,20 +1,24 @@
 """Shared by the fault and load benchmarks (bench/chaos.py, bench/bot_load.py)
 and so by their short pytest versions (tests/test_chaos.py): a FakeOpenAI
 whose 429s say when to retry, bulk seeding with distinct texts, and an
-updater thread. The worker subprocess, the FakeOpenAI, the embedded servers
-and the check of every stored vector are support/'s (support/worker.py,
-support/fake_openai.py, support/server.py), which the tests use too."""
+updater thread, and one strict check of every stored vector (verify). The
+worker subprocess, the FakeOpenAI and the embedded servers are support/'s
+(support/worker.py, support/fake_openai.py, support/server.py), which the
+tests use too."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+from dataclasses import dataclass, field
 
+import numpy as np
 import psycopg
 
-from support.fake_openai import FakeOpenAI
+from support.fake_openai import FakeOpenAI, fake_embedding
 from support.server import connect
+from support.worker import DIMS, MODEL
 
 USER_BASE = 1_000_000  # seeker ids start here, so they never look like job ids
 
@@ -135,3 +139,85 @@ class Updater(Steady):
                             [[f"skill rev{n}x", "Python"],
                              USER_BASE + self.start_id + self.rng.randrange(self.users)])
         self.done += cur.rowcount
+
+
+def count(conn, query: str, params=()) -> int:
+    return conn.execute(query, params).fetchone()[0]
+
+
+def dead_letters(conn) -> int:
+    return count(conn, "SELECT count(*) FROM embedding_dead_letter")
+
+
+def leased_by(conn, worker_id: str) -> int:
+    return count(conn, "SELECT count(*) FROM embedding_queue WHERE locked_by = %s"
+                 " AND locked_until > now()", [worker_id])
+
+
+# the one check that matters -------------------------------------------------------------
+@dataclass
+class Verdict:
+    rows: int = 0
+    correct: int = 0
+    missing: list = field(default_factory=list)  # no vector
+    stale: list = field(default_factory=list)  # vector of an older text / other model
+    bad_hash: list = field(default_factory=list)  # embedding_hash != hash of current text
+    bad_vector: list = field(default_factory=list)  # not the provider's vector of the text
+
+    @property
+    def ok(self) -> bool:
+        return self.rows > 0 and self.correct == self.rows
+
+    def summary(self) -> str:
+        parts = [f"{self.correct}/{self.rows} rows correct"]
+        for name in ("missing", "stale", "bad_hash", "bad_vector"):
+            items = getattr(self, name)
+            if items:
+                parts.append(f"{name}={len(items)} e.g. {items[:3]}")
+        return ", ".join(parts)
+
+
+def verify(conn, dims: int = DIMS, model: str = MODEL) -> Verdict:
+    """Every job and seeker has the vectors of its CURRENT profile text, made
+    by `model`: embedding_hash = jobmatch_text_hash(current text), the stored
+    text is the current text, the vector equals fake_embedding(text), and the
+    role vector fake_embedding(role text) (none when the text has no role)."""
+    rows = conn.execute(
+        "SELECT 'job', id, job_profile_text(j), job_embedding_text, job_embedding_model,"
+        "       job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), job_embedding,"
+        "       jobmatch_job_role_text(j), job_role_embedding"
+        " FROM canonical_jobs AS j"
+        " UNION ALL"
+        " SELECT 'user', user_id, user_profile_text(u), embedding_text, embedding_model,"
+        "       embedding_hash = jobmatch_text_hash(user_profile_text(u)), user_embedding,"
+        "       jobmatch_user_role_text(u), user_role_embedding"
+        " FROM user_preferences AS u").fetchall()
+    v = Verdict(rows=len(rows))
+    for kind, ident, current, text, row_model, hash_ok, vec, role, role_vec in rows:
+        key = (kind, ident)
+        if vec is None:
+            v.missing.append(key)
+        elif text != current or row_model != model:
+            v.stale.append(key)
+        elif not hash_ok:
+            v.bad_hash.append(key)
+        elif not np.allclose(vec.to_numpy(), fake_embedding(current, dims), atol=1e-6):
+            v.bad_vector.append(key)
+        elif (role_vec is None) != (role is None) or (role is not None and not np.allclose(
+                role_vec.to_numpy(), fake_embedding(role, dims), atol=1e-6)):
+            v.bad_vector.append(key)
+        else:
+            v.correct += 1
+    return v
+
+
+def texts_needed(conn) -> int:
+    """Distinct texts the rows' vectors are made of: profile and role texts
+    (a row sends up to two; identical texts of one kind are one)."""
+    return count(conn, """
+        SELECT count(DISTINCT (t.kind, t.text)) FROM (
+            SELECT 'job' AS kind, job_profile_text(j) AS text FROM canonical_jobs AS j
+            UNION ALL SELECT 'job', jobmatch_job_role_text(j) FROM canonical_jobs AS j
+            UNION ALL SELECT 'user', user_profile_text(u) FROM user_preferences AS u
+            UNION ALL SELECT 'user', jobmatch_user_role_text(u) FROM user_preferences AS u
+        ) AS t WHERE t.text IS NOT NULL""")

@@ -13,8 +13,8 @@ test asserts the measurements that carry the promise, then every check."""
 import pytest
 
 from bench import bot_load, chaos
+from bench.harness import verify
 from support.server import create_database, embedded_server
-from support.worker import verify
 
 pytestmark = pytest.mark.slow  # fault and load scenarios, tens of seconds each
 
