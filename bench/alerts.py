@@ -47,11 +47,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
 from jobmatch import db as jm_db
 from jobmatch.migrate import migrate
+from support.common import log
+from support.server import configure_embedded
 
 from . import perf_data, perf_db
 
@@ -68,10 +68,6 @@ SETTINGS = {
     "checkpoint_timeout": "30min",
     "work_mem": "16MB",
 }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def default_root() -> Path:
@@ -118,21 +114,7 @@ def configure(log=log) -> str:
     if os.environ.get("JOBMATCH_BENCH_PGDATA"):
         os.environ["JOBMATCH_PGDATA"] = os.environ["JOBMATCH_BENCH_PGDATA"]
     Path(os.environ["JOBMATCH_PGDATA"]).parent.mkdir(parents=True, exist_ok=True)
-    url = jm_db.embedded_url("postgres")
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name, value in SETTINGS.items():
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name),
-                                                                    sql.Literal(value)))
-        conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)
-        pending = [r[0] for r in conn.execute(
-            "SELECT name FROM pg_settings WHERE pending_restart").fetchall()]
-    if pending:
-        log(f"restarting the bench server for {', '.join(pending)}")
-        server = jm_db._server()
-        server.stop()
-        server.start()
-    return url
+    return configure_embedded(SETTINGS, log)
 
 
 def load(url: str, seekers: np.ndarray, smeta, jobs: np.ndarray, jmeta, window_jobs: int,

@@ -45,9 +45,13 @@ from pathlib import Path
 
 import psycopg
 
-from .harness import (KEY, ChaosOpenAI, FakeOpenAI, Updater, WorkerProc, connect, count,
-                      create_database, dead_letters, embedded_server, leased_by, loadavg, log,
-                      pending, seed, texts_needed, verify, wait_for)
+from support.common import loadavg, log, wait_for
+from support.fake_openai import FakeOpenAI
+from support.server import connect, create_database, embedded_server
+from support.worker import KEY, WorkerProc, pending
+
+from .harness import (ChaosOpenAI, Updater, count, dead_letters, leased_by, seed, texts_needed,
+                      verify)
 
 
 @dataclass

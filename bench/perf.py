@@ -27,7 +27,7 @@ exact answer with the same window and threshold):
   keyword    match_jobs for seekers without a vector (full-text fallback)
 
 The worker (vectors written per second) and write-path/freshness benchmarks
-live elsewhere: bench/worker_bench.py, bench/WORKER_RESULTS.md."""
+live elsewhere: bench/worker_bench/, bench/WORKER_RESULTS.md."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from psycopg import sql
 
 from jobmatch import db as jm_db
 from jobmatch import index_tune
+from support.common import loadavg, log
 
 from . import perf_data, perf_db
 
@@ -68,14 +69,6 @@ PLAN_SQL = """
                 ORDER BY job_embedding <=> %s::vector
                 LIMIT %s
 """
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def code_version() -> dict:

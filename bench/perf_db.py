@@ -16,6 +16,7 @@ from psycopg import sql
 
 from jobmatch import db as jm_db
 from jobmatch.migrate import migrate
+from support.server import configure_embedded as configure_server
 
 from .perf_data import Dataset, cache_dir
 
@@ -73,22 +74,8 @@ def _use_embedded() -> None:
 def configure_embedded(tier: str, log=print) -> dict:
     """ALTER SYSTEM the tier's settings on the bench server; restart if needed."""
     _use_embedded()
-    url = jm_db.embedded_url("postgres")
     wanted = server_settings(tier)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name, value in wanted.items():
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name),
-                                                                    sql.Literal(value)))
-        conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)
-        pending = [r[0] for r in conn.execute(
-            "SELECT name FROM pg_settings WHERE pending_restart").fetchall()]
-    if pending:
-        log(f"restarting the bench server for {', '.join(pending)}")
-        server = jm_db._server()
-        server.stop()
-        server.start()
-        url = jm_db.embedded_url("postgres")
+    url = configure_server(wanted, log)
     with psycopg.connect(url, autocommit=True) as conn:
         got = dict(conn.execute("SELECT name, current_setting(name) FROM pg_settings"
                                 " WHERE name = ANY(%s)", [list(wanted)]).fetchall())

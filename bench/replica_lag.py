@@ -39,13 +39,10 @@ from jobmatch import db as jm_db
 from jobmatch import queue
 from jobmatch import standby as sb
 from jobmatch.migrate import migrate
+from support.common import percentile
 
 MODEL = ("multilingual-e5-small", "local", 384)
 BOT = "replica_lag_bot"
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
 
 
 def unit_vectors(rng, n: int, dims: int = 384) -> np.ndarray:

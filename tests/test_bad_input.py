@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
+from support.data import at_similarity, job, set_job_vector, set_user_vector, unit, user
 
-MAX_PROFILE = 8_000  # README: profile texts are at most 8,000 characters
+MAX_PROFILE = 8_000  # docs/matching.md: profile texts are at most 8,000 characters
 
 
 def words(n, prefix="word"):

@@ -13,10 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from fake_openai import fake_embedding
-from helpers import job, queue_rows
-from worker_support import (KEY, MODEL, ROOT, oconn, run_worker, server,  # noqa: F401
-                            stored, stored_roles)
+from support.fake_openai import fake_embedding
+from support.data import job, queue_rows
+from support.worker import KEY, ROOT, run_worker, stored, stored_roles
 
 DIMS = 256
 
@@ -71,6 +70,7 @@ def test_a_backfill_goes_through_batches_and_fresh_edits_stay_with_the_worker(oc
                          " FROM embedding_api_batches").fetchone() == (3, True)
 
 
+@pytest.mark.slow
 def test_a_restarted_backfill_resumes_from_the_batches_the_database_holds(oconn, dsn, server):
     ids = low_priority_rows(oconn, 3)
     server.batch_polls = 10_000  # the provider takes its time
@@ -88,6 +88,7 @@ def test_a_restarted_backfill_resumes_from_the_batches_the_database_holds(oconn,
     assert_vectors_are_the_providers(oconn, ids)
 
 
+@pytest.mark.slow
 def test_a_text_changed_while_its_batch_ran_is_not_written(oconn, dsn, server):
     ids = low_priority_rows(oconn, 2)
     server.batch_polls = 10_000
@@ -113,6 +114,7 @@ def test_a_request_the_batch_failed_charges_only_its_row(oconn, dsn, server):
                          " FROM embedding_queue").fetchall() == [(ids[1], 1, True)]
 
 
+@pytest.mark.slow
 def test_backfill_refuses_a_model_the_database_does_not_embed_with(oconn, dsn, server):
     env_model = backfill(dsn, server)  # 256-d: the database's model
     assert env_model.returncode == 0

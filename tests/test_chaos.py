@@ -1,5 +1,5 @@
 """Faults and load, at a size that runs in seconds (bench/chaos.py and
-bench/load.py run the same scenarios at full size):
+bench/bot_load.py run the same scenarios at full size):
 
   * PostgreSQL stopped and started under a draining worker (a private
     embedded server, never the shared test server);
@@ -12,12 +12,11 @@ test asserts the measurements that carry the promise, then every check."""
 
 import pytest
 
-from bench import chaos, load
-from bench.harness import DIMS, MODEL, create_database, embedded_server, verify
-from worker_support import MODEL as TEST_MODEL
-from worker_support import oconn  # noqa: F401
+from bench import bot_load, chaos
+from bench.harness import verify
+from support.server import create_database, embedded_server
 
-assert MODEL == TEST_MODEL and DIMS == 256  # one model for the fixtures and the scenarios
+pytestmark = pytest.mark.slow  # fault and load scenarios, tens of seconds each
 
 
 def report(result) -> None:
@@ -80,7 +79,7 @@ def test_provider_failing_30_percent_of_requests_still_drains_correctly(oconn, d
 
 def test_bot_load_while_the_worker_embeds_has_no_errors_and_a_bounded_queue(oconn, dsn,
                                                                            tmp_path):
-    r = load.run_load(dsn, tmp_path, seconds=8, clients=8, jobs=500, users=100,
+    r = bot_load.run_load(dsn, tmp_path, seconds=8, clients=8, jobs=500, users=100,
                       insert_rate=20.0, insert_every=0.5, latency=0.1)
     m = r.metrics
     print(f"\nmatch_jobs under load: p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, "

@@ -61,8 +61,9 @@ def test_match_prints_json_and_rejects_bad_limits(conn, dsn):
     assert jobmatch(dsn, "match", "999").stdout.strip() == "(no rows)"
 
 
+@pytest.mark.slow
 def test_alerts_dry_run_marks_nothing_send_marks_and_match_users_prints(conn, dsn):
-    from helpers import at_similarity, set_job_vector, set_user_vector, unit
+    from support.data import at_similarity, set_job_vector, set_user_vector, unit
 
     q = unit(0)
     conn.execute("INSERT INTO user_preferences (user_id, job_roles) VALUES (1, ARRAY['Welder'])")
@@ -102,7 +103,7 @@ def test_index_rebuild_refuses_too_little_data(dsn):
 
 
 def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
-    from helpers import unit
+    from support.data import unit
     with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
                             " FROM STDIN") as cp:
         for i in range(2000):
@@ -133,6 +134,7 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
     assert "canonical_jobs_job_embedding_ann" in plan
 
 
+@pytest.mark.slow
 def test_demo_fills_vectors_and_prints_matches(conn, dsn):
     out = jobmatch(dsn, "demo", "--jobs", "60", "--seekers", "12", "--show", "2").stdout
     assert "loaded 60 jobs and 12 seekers; the triggers queued 72 rows" in out

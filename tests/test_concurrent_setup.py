@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from test_migrations import fingerprint
+import pytest
+
+pytestmark = pytest.mark.slow  # eight migrations and two servers started at once
 
 ROOT = Path(__file__).resolve().parents[1]
 

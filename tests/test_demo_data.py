@@ -381,6 +381,7 @@ def test_seekers_have_real_matches_in_jobs(seekers, tagged_jobs):
 
 # --------------------------------------------------------------------------- the demo's answers
 
+@pytest.mark.slow
 def test_demo_seekers_get_their_own_occupation_first_when_one_fits(conn):
     """Through the whole pipeline with the bundled model (profile texts,
     vectors, match_jobs): a demo seeker with a job of their own family that

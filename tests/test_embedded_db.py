@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 
 def jobmatch(pgdata, *args):
@@ -15,6 +16,7 @@ def jobmatch(pgdata, *args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_db_up_url_down(tmp_path):
     pgdata = tmp_path / "pgdata"
     up = jobmatch(pgdata, "db", "up")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import openai
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_openai import FakeOpenAI, fake_embedding  # noqa: E402
+from support.fake_openai import FakeOpenAI, fake_embedding
 
 MODEL = "text-embedding-3-small"
 

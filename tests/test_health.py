@@ -1,6 +1,6 @@
 """The embedding_health view: coverage, queue, dead letters, status words."""
 
-from helpers import MODEL, job, unit, user
+from support.data import MODEL, job, unit, user
 from jobmatch import queue
 
 

@@ -16,8 +16,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import LOCAL_MODEL
-from helpers import MODEL, job, unit, user
+from support.data import LOCAL_MODEL, MODEL, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
 from jobmatch.migrate import SchemaExposed, migrate

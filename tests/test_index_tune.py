@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import MODEL
+from support.data import MODEL
 from jobmatch.index_tune import Point, TuneError, format_result, recommend, tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +76,7 @@ def match_ids(conn, uid):
                                        " WHERE match_method = 'semantic'", [uid])]
 
 
+@pytest.mark.slow
 def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(conn):
     clustered(conn)
     assert conn.execute("SELECT method, lists FROM build_vector_index('job')").fetchone() == \
@@ -108,6 +109,7 @@ def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(con
     assert recall >= 0.95
 
 
+@pytest.mark.slow
 def test_tune_tries_candidate_lists_on_a_temporary_index(conn):
     clustered(conn, seed=3)
     conn.execute("SELECT * FROM build_vector_index('job')")
@@ -129,6 +131,7 @@ def test_tune_without_an_index_or_seekers_explains(conn):
         tune(conn, "job")
 
 
+@pytest.mark.slow
 def test_tune_cli_on_hnsw_applies_ef_search(conn, dsn):
     clustered(conn, n=3000, seekers=30, seed=7)
     conn.execute("UPDATE embedding_models SET index_method = 'hnsw', index_halfvec = true"
@@ -170,6 +173,7 @@ def test_drift_flags_an_index_built_on_far_fewer_rows(conn, dsn):
     assert drift(conn, 2, 0)[0]["warning"] is None
 
 
+@pytest.mark.slow
 def test_drift_flags_a_sampled_recall_below_target(conn):
     uniform(conn, 12000)
     rng = np.random.default_rng(9)
@@ -202,6 +206,7 @@ def test_drift_reports_missing_and_other_model_indexes(conn):
     assert "built for multilingual-e5-small" in drift(conn, 2, 0)[0]["warning"]
 
 
+@pytest.mark.slow
 def test_bench_perf_tiny_runs_end_to_end(dsn, tmp_path):
     from bench.perf_data import ONET_DIR
     if not (ONET_DIR / "Occupation Data.txt").exists():
@@ -259,6 +264,7 @@ def test_recommend_prefers_the_smaller_setting_among_near_equal_latencies():
     assert recommend(points, 0.995) is None
 
 
+@pytest.mark.slow
 def test_drift_asks_for_an_index_on_either_side(conn):
     # match_jobs searches jobs, match_users (and the alerts) seekers: a big
     # table of either without an index scans exactly

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from bench.harness import WorkerProc
-from helpers import job
-from fake_openai import FakeOpenAI
 from jobmatch.cli import build_parser
-from jobmatch.openai_embedder import (BadResponse, OpenAIEmbedder, ProviderAuthError,
-                                    ProviderUnavailable)
 from jobmatch.embedders import EmbeddingError, Item
-from worker_support import KEY, fast_retries, oconn, pending, stored, wait_for  # noqa: F401
+from jobmatch.openai_embedder import (BadResponse, OpenAIEmbedder, ProviderAuthError,
+                                      ProviderUnavailable)
+from support.common import wait_for
+from support.data import job
+from support.fake_openai import FakeOpenAI
+from support.worker import KEY, WorkerProc, fast_retries, pending, stored
 
 WRONG = "sk-wrong-secret-4b9e1d"  # a rejected key must not leak either
 SCRUBBED = "***"
@@ -85,6 +85,7 @@ def pg_dump(dsn: str) -> str:
                           text=True).stdout
 
 
+@pytest.mark.slow
 def test_key_never_in_debug_logs_or_database_after_errors_that_echo_it(oconn, dsn, echo,
                                                                         tmp_path):
     good = [job(oconn, title=f"Welder {i}", ai_required_skills=["TIG"]) for i in range(4)]

@@ -6,9 +6,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import MODEL as MODEL_NAME
-from helpers import (at_similarity, clustered_jobs, index_scans, job, set_job_vector,
-                     set_user_vector, unit, user)
+from support.data import MODEL as MODEL_NAME
+from support.data import (HARD_FILTER_CASES, at_similarity, clustered_jobs, index_scans, job,
+                          set_job_vector, set_user_vector, unit, user)
 
 COLUMNS = ["job_id", "title", "company", "location", "work_arrangement", "remote_allowed",
            "salary_min", "salary_max", "salary_currency", "posted_date", "similarity",
@@ -168,6 +168,7 @@ def test_match_jobs_is_read_only_and_leaves_probes_alone(conn, seeker):
         assert conn.execute("SHOW ivfflat.probes").fetchone()[0] == "3"
 
 
+@pytest.mark.slow
 def test_same_results_with_and_without_the_ivfflat_index(conn):
     rng = np.random.default_rng(42)
     # ~1/6 in the window: the index must not lose rows
@@ -270,26 +271,7 @@ def constrained_seeker(conn, **prefs):
     return q
 
 
-@pytest.mark.parametrize("prefs, fits, misfits", [
-    # places, unless the job is remote or the seeker would relocate
-    (dict(preferred_locations=["Lagos", "Abuja"]),
-     [dict(ai_city="Ikeja", ai_state="Lagos"), dict(ai_city="Abuja", ai_state="FCT"),
-      dict(ai_city="Kano", ai_state="Kano", ai_remote_allowed=True), dict(ai_city=None)],
-     [dict(ai_city="Kano", ai_state="Kano"), dict(ai_city="Enugu", ai_state="Enugu",
-                                                 ai_work_arrangement="Hybrid")]),
-    (dict(preferred_locations=["Lagos"], willing_to_relocate=True),
-     [dict(ai_city="Kano", ai_state="Kano")], []),
-    # employment types
-    (dict(employment_types=["Full-time", "Contract"]),
-     [dict(ai_employment_type="full-time"), dict(ai_employment_type=None)],
-     [dict(ai_employment_type="Internship")]),
-    # pay ranges must overlap in the same currency; zero means unset
-    (dict(salary_min=3000000, salary_max=6000000),
-     [dict(ai_salary_min=2000000, ai_salary_max=3500000), dict(ai_salary_min=5000000),
-      dict(ai_salary_max=500, ai_salary_currency="USD"), dict(ai_salary_min=0, ai_salary_max=0)],
-     [dict(ai_salary_min=1000000, ai_salary_max=2000000),
-      dict(ai_salary_min=7000000, ai_salary_max=9000000), dict(ai_salary_max=2500000)]),
-])
+@pytest.mark.parametrize("prefs, fits, misfits", HARD_FILTER_CASES)
 def test_stated_constraints_are_hard_filters(conn, prefs, fits, misfits):
     q = constrained_seeker(conn, **prefs)
     keep = [add_job(conn, q, 0.9, title="Accountant", **f) for f in fits]
@@ -331,6 +313,7 @@ def test_hard_filters_can_be_switched_off(conn):
     assert [(r["job_id"], r["match_method"]) for r in match(conn, 1)] == [(far, "semantic")]
 
 
+@pytest.mark.slow
 def test_filtered_answers_are_still_full_through_the_index(conn):
     """The filters sit inside the nearest-neighbour scan, so an iterative
     index scan keeps going until it has enough jobs that fit."""
@@ -371,6 +354,7 @@ def test_shared_words_and_skills_lift_a_job_over_a_slightly_closer_one(conn):
     assert [r["job_id"] for r in match(conn, 1)] == [closer, better]
 
 
+@pytest.mark.slow
 def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
     rng = np.random.default_rng(5)
     _, vecs = clustered_jobs(conn, rng, 11000, 10, 0.5)

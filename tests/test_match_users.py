@@ -5,8 +5,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import MODEL as MODEL_NAME
-from helpers import at_similarity, job, set_job_vector, set_user_vector, unit, user
+from support.data import MODEL as MODEL_NAME
+from support.data import (HARD_FILTER_CASES, at_similarity, job, set_job_vector, set_user_vector,
+                          unit, user)
 
 COLUMNS = ["user_id", "similarity", "match_score", "match_reasons", "match_method"]
 
@@ -112,6 +113,7 @@ def pairs_both_ways(conn, job_ids, user_ids):
     return from_jobs, from_users
 
 
+@pytest.mark.slow
 def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     job_ids, user_ids = world(conn)
     from_jobs, from_users = pairs_both_ways(conn, job_ids, user_ids)
@@ -146,6 +148,7 @@ def test_match_users_and_match_jobs_agree_pair_for_pair(conn):
     assert 0.2 * len(open_jobs) < len(half_jobs) < 0.8 * len(open_jobs)
 
 
+@pytest.mark.slow
 def test_agreement_holds_through_both_vector_indexes(conn):
     """The same pairs when each side is searched through its HNSW index."""
     job_ids, user_ids = world(conn, seed=2)
@@ -172,22 +175,7 @@ def user_index_scans(conn) -> int:
 
 # ------------------------------------------------------------------ the rules, job's side
 
-@pytest.mark.parametrize("prefs, fits, misfits", [
-    (dict(preferred_locations=["Lagos", "Abuja"]),
-     [dict(ai_city="Ikeja", ai_state="Lagos"), dict(ai_city="Kano", ai_remote_allowed=True),
-      dict(ai_city=None)],
-     [dict(ai_city="Kano", ai_state="Kano")]),
-    (dict(preferred_locations=["Lagos"], willing_to_relocate=True),
-     [dict(ai_city="Kano", ai_state="Kano")], []),
-    (dict(employment_types=["Full-time", "Contract"]),
-     [dict(ai_employment_type="full-time"), dict(ai_employment_type=None)],
-     [dict(ai_employment_type="Internship")]),
-    (dict(salary_min=3000000, salary_max=6000000),
-     [dict(ai_salary_min=2000000, ai_salary_max=3500000), dict(ai_salary_max=500,
-                                                               ai_salary_currency="USD")],
-     [dict(ai_salary_min=1000000, ai_salary_max=2000000),
-      dict(ai_salary_min=7000000, ai_salary_max=9000000)]),
-])
+@pytest.mark.parametrize("prefs, fits, misfits", HARD_FILTER_CASES)
 def test_a_job_reaches_only_the_seekers_whose_constraints_it_fits(conn, prefs, fits, misfits):
     q = unit(0)
     add_seeker(conn, 1, q, job_roles=["Accountant"], **prefs)
@@ -300,6 +288,7 @@ def test_read_only_and_leaves_the_callers_settings_alone(conn):
         assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"
 
 
+@pytest.mark.slow
 def test_filtered_answers_are_full_through_the_seekers_index(conn):
     """The constraints sit inside the seekers' index scan: an iterative scan
     keeps going until it has enough seekers the job fits, and gives the

@@ -10,9 +10,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import job
-from worker_support import (assert_embedded, oconn, pending, server, wait_for,  # noqa: F401
-                            workers)
+from support.data import job
+from support.common import wait_for
+from support.worker import assert_embedded, pending
 
 
 def free_port() -> int:
@@ -54,7 +54,7 @@ def test_a_running_worker_serves_its_metrics(oconn, dsn, server, workers):
 
 def test_metrics_are_off_by_default_and_a_busy_port_is_a_configuration_error(
         oconn, dsn, server, workers):
-    from worker_support import run_worker
+    from support.worker import run_worker
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -192,6 +192,7 @@ def test_functions_are_idempotent_create_or_replace():
                 pytest.fail(f"{path.name}: '{line}' is not re-runnable")
 
 
+@pytest.mark.slow
 def test_sqlfluff_passes_on_db():
     result = subprocess.run([sys.executable, "-m", "sqlfluff", "lint", "db/"], cwd=ROOT,
                             capture_output=True, text=True)

@@ -1,20 +1,13 @@
-import sys
-from pathlib import Path
+import random
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import pytest
 
-import random  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from fake_openai import FakeOpenAI, fake_embedding  # noqa: E402
-from jobmatch.embedders import EmbeddingError, Item  # noqa: E402
-from jobmatch.openai_embedder import (OpenAIEmbedder, ProviderAuthError,  # noqa: E402
-                                    ProviderUnavailable, count_tokens)
-
-KEY = "sk-test-secret-7f3a9c"
+from jobmatch.embedders import EmbeddingError, Item
+from jobmatch.openai_embedder import (OpenAIEmbedder, ProviderAuthError, ProviderUnavailable,
+                                      count_tokens)
+from support.fake_openai import FakeOpenAI, fake_embedding
+from support.worker import KEY
 
 
 @pytest.fixture

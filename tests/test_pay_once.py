@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from helpers import MODEL, job, queue_rows, unit, user
+from support.data import MODEL, job, queue_rows, unit, user
 from jobmatch import queue
 
 

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from helpers import at_similarity, drain_with, job, unit, user
+from support.data import at_similarity, drain_with, job, unit, user
 from jobmatch import standby as sb
 from jobmatch.listen_probe import MESSAGE
-from worker_support import events, oconn, run_worker, server  # noqa: F401 (fixtures)
+from support.worker import events, run_worker
 
 BOT = "bouncer_test_bot"  # a login role in the bot's group role
 CLIENTS = 8
@@ -37,8 +37,11 @@ def pgbouncer_binary() -> str | None:
 
 
 BINARY = pgbouncer_binary()
-pytestmark = pytest.mark.skipif(BINARY is None, reason="no pgbouncer binary (apt-get install"
-                                " pgbouncer; .ci/run tries to)")
+pytestmark = [
+    pytest.mark.slow,  # a PgBouncer of its own per test
+    pytest.mark.skipif(BINARY is None, reason="no pgbouncer binary (apt-get install"
+                       " pgbouncer; .ci/run tries to)"),
+]
 
 
 def pgbouncer_version() -> tuple[int, ...]:

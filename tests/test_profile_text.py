@@ -4,7 +4,7 @@ company size are match_jobs' filters, not part of the vector (issue #13).
 Two lines: what the work is called (also embedded alone, as the role text:
 tests/test_role_vectors.py), then what it involves."""
 
-from helpers import job, user
+from support.data import job, user
 
 FULL_USER = dict(
     job_roles=["Data Scientist", "Machine Learning Engineer"], job_categories=["Data & AI"],

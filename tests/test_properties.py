@@ -111,7 +111,7 @@ def test_match_jobs_answers_or_raises_only_documented_errors(some_jobs, user_id,
 
 @pytest.fixture
 def a_job_and_its_seekers(conn):
-    from helpers import MODEL, at_similarity, set_job_vector, unit
+    from support.data import MODEL, at_similarity, set_job_vector, unit
 
     q = unit(0)
     job_id = conn.execute("INSERT INTO canonical_jobs (title) VALUES ('Welder') RETURNING id"

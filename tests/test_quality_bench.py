@@ -12,7 +12,7 @@ import pytest
 from bench.quality import dataset as ds
 from bench.quality import metrics as m
 from bench.quality.esco import default_path
-from bench.quality.load import CachingEmbedder
+from bench.quality.load_data import CachingEmbedder
 from bench.quality.run import judge, score
 from bench.quality.threshold import recommend, sweep
 from jobmatch.embedders import Embedded, Item
@@ -256,7 +256,7 @@ def test_dataset_has_siblings_held_out_titles_and_a_stale_share(small):
 # ------------------------------------------------------------------ smoke
 
 def test_small_tier_end_to_end(dsn):
-    from bench.quality.load import default_cache
+    from bench.quality.load_data import default_cache
     from bench.quality.run import run
 
     if not ESCO.exists():

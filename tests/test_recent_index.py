@@ -6,7 +6,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from helpers import clustered_jobs, index_scans, set_user_vector, user
+from support.data import clustered_jobs, index_scans, set_user_vector, user
+
+pytestmark = pytest.mark.slow  # a year of clustered jobs and an index build per test
 
 
 def ids(conn, uid):

@@ -14,10 +14,12 @@ import psycopg
 import pytest
 
 from conftest import LOCAL_MODEL
-from helpers import job, user
+from support.data import job, user
 from jobmatch import db as jm_db
 from jobmatch import standby as sb
 from jobmatch.migrate import migrate
+
+pytestmark = pytest.mark.slow  # a hot standby of its own per test
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = "replica_test_bot"  # a login role in the bot's group role

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from helpers import job, queue_rows
+from support.data import job, queue_rows
 from jobmatch.cli import main
 
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_openai import fake_embedding
-from helpers import MODEL, at_similarity, job, queue_rows, set_job_vector, set_user_vector, unit, user
+from support.fake_openai import fake_embedding
+from support.data import (MODEL, at_similarity, job, queue_rows, set_job_vector, set_user_vector,
+                          unit, user)
 from test_profile_text import FULL_JOB, FULL_USER
 from jobmatch import queue
 from jobmatch.batch import drain
@@ -60,6 +61,7 @@ def test_role_text_is_the_first_line_without_labels(conn):
     assert role_text(conn, "job", skills_only) is None and role_text(conn, "job", empty) is None
 
 
+@pytest.mark.slow
 def test_role_text_is_bounded_like_the_profile_text(conn):
     huge = ["x" * 1000 + f" {i}" for i in range(100_000)]
     user(conn, 1, job_roles=huge, job_categories=huge, user_job_input="word " * 100_000)

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import MODEL, job, unit, user
+from support.data import MODEL, job, unit, user
 from jobmatch import queue
 
 DENIED = psycopg.errors.InsufficientPrivilege

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from helpers import job, set_job_vector, set_user_vector, unit, user
+from support.data import job, set_job_vector, set_user_vector, unit, user
 
 
 def share(conn, percent):

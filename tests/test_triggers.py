@@ -3,7 +3,7 @@ text changes, and wake the worker with small, few notifications."""
 
 import psycopg
 
-from helpers import job, queue_rows, unit, user
+from support.data import job, queue_rows, unit, user
 from jobmatch import queue
 
 

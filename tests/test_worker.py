@@ -6,10 +6,12 @@ import threading
 import time
 from decimal import Decimal
 
-from helpers import job, user
-from worker_support import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
-                            leased, messages, oconn, pending, run_worker, server, stored,
-                            wait_for, workers)
+import pytest
+
+from support.data import job, user
+from support.common import wait_for
+from support.worker import (KEY, MODEL, assert_embedded, assert_no_bad_vectors, events, leased,
+                            messages, pending, run_worker, stored)
 
 from jobmatch.worker import Settings, StopSignal, Worker
 
@@ -62,6 +64,7 @@ def test_notify_wakes_the_worker(oconn, dsn, server, workers):
     assert time.monotonic() - started < 5  # the stop wakes an idle worker at once
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_or_releases_the_batch(oconn, dsn, server, workers):
     for i in range(12):
         job(oconn, title=f"Welder {i}")
@@ -114,6 +117,7 @@ def test_missing_api_key_is_a_configuration_error(oconn, dsn, server):
     assert proc.returncode == 2 and "OPENAI_API_KEY" in proc.stderr
 
 
+@pytest.mark.slow
 def test_refresh_reembeds_old_and_stale_vectors(oconn, dsn, server):
     seed(oconn, jobs=3, users=1)
     assert run_worker(dsn, server, "--once").returncode == 0
@@ -134,6 +138,7 @@ def test_refresh_reembeds_old_and_stale_vectors(oconn, dsn, server):
                          " FROM user_preferences AS u, jobmatch_settings AS s").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_daily_token_budget_pauses_embedding(oconn, dsn, server):
     seed(oconn, jobs=2, users=0)
     oconn.execute("SELECT record_embedding_usage(%s, 1, 1, 1000)", [MODEL])
@@ -146,6 +151,7 @@ def test_daily_token_budget_pauses_embedding(oconn, dsn, server):
     assert_embedded(oconn)
 
 
+@pytest.mark.slow
 def test_daily_budget_in_dollars_pauses_embedding(oconn, dsn, server):
     # text-embedding-3-small costs $0.02 per 1M tokens: 2M tokens are $0.04
     seed(oconn, jobs=2, users=0)
@@ -216,6 +222,7 @@ def test_identical_texts_are_sent_once(oconn, dsn, server):
     assert oconn.execute("SELECT inputs FROM embedding_usage").fetchone()[0] == 4
 
 
+@pytest.mark.slow
 def test_local_embedder(conn, dsn, server):
     """--embedder local (the template database's model): no provider at all."""
     job(conn, title="Welder", ai_required_skills=["TIG"])

@@ -1,4 +1,4 @@
-"""Smoke test of bench/worker_bench.py: the --quick mode end to end on the test
+"""Smoke test of bench/worker_bench/: the --quick mode end to end on the test
 server (a migrated clone of the test database as DATABASE_URL), checking the
 shape of the JSON and the counts, never the timings."""
 
@@ -10,6 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # the benchmark's --quick run end to end
 
 ROOT = Path(__file__).resolve().parent.parent
 

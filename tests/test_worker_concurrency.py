@@ -4,9 +4,13 @@ deletes during a batch, a killed worker, two workers on one queue."""
 import concurrent.futures
 import signal
 
-from helpers import job
-from worker_support import (assert_embedded, events, leased, oconn, pending,  # noqa: F401
-                            run_worker, server, stored, wait_for, workers)
+import pytest
+
+from support.data import job
+from support.common import wait_for
+from support.worker import assert_embedded, events, leased, pending, run_worker, stored
+
+pytestmark = pytest.mark.slow  # several worker processes and lease expiries per test
 
 
 def test_row_updated_or_deleted_while_its_batch_is_in_flight(oconn, dsn, server, workers):

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from helpers import job
-from worker_support import (KEY, assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
-                            fast_retries, leased, messages, oconn, pending, run_worker, server,
-                            stored, wait_for, workers)
+from support.data import job
+from support.common import wait_for
+from support.worker import (KEY, assert_embedded, assert_no_bad_vectors, events, fast_retries,
+                            leased, messages, pending, run_worker, stored)
 
 
 def jobs(conn, n=4, word="Welder") -> list[int]:

@@ -5,9 +5,9 @@ before it claims or embeds anything."""
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from helpers import job
-from worker_support import (assert_embedded, events, oconn, pending, run_worker,  # noqa: F401
-                            server, wait_for, workers)
+from support.data import job
+from support.common import wait_for
+from support.worker import assert_embedded, events, pending, run_worker
 
 # What the worker calls and reads, as jobmatch_setup_roles grants it to jobmatch_worker.
 FUNCTIONS = {

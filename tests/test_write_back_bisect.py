@@ -6,13 +6,13 @@ so the good rows are written once and only the refused row is charged."""
 import numpy as np
 import pytest
 
-from helpers import DIMS, MODEL as LOCAL_MODEL, job, unit
+from support.data import DIMS, MODEL as LOCAL_MODEL, job, unit
 from jobmatch import queue
 from jobmatch.db import connect
 from jobmatch.batch import DrainStats, process_batch
 from jobmatch.embedders import Embedded
-from worker_support import (assert_embedded, assert_no_bad_vectors, events,  # noqa: F401
-                            fast_retries, oconn, pending, run_worker, server)
+from support.worker import (assert_embedded, assert_no_bad_vectors, events, fast_retries, pending,
+                            run_worker)
 
 REFUSALS = {
     # an application's trigger raising for one row (SQLSTATE P0001)
@@ -39,6 +39,7 @@ def dead_letters(conn) -> list[tuple]:
                         " ORDER BY entity_id").fetchall()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refusal", sorted(REFUSALS))
 def test_one_row_the_database_refuses_does_not_fail_its_batch(oconn, dsn, server, refusal):
     ids = [job(oconn, title=f"Welder {i}", ai_required_skills=["TIG", f"skill{i}"])

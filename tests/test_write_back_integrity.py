@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import MODEL, job, queue_rows, unit, user
+from support.data import MODEL, job, queue_rows, unit, user
 from jobmatch import queue
 
 

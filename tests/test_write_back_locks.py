@@ -16,12 +16,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from helpers import DIMS, MODEL, job, unit
+from support.data import DIMS, MODEL, job, unit
 from jobmatch import queue
 from jobmatch.db import connect
 from jobmatch.batch import DrainStats, process_batch
 from jobmatch.embedders import Embedded
-from worker_support import wait_for
+from support.common import wait_for
 
 
 class CountingEmbedder:

@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from jobmatch import db as jm_db
+from support.common import log
 
 from . import metrics as m
-from .load import log
 from .run import judge, setup
 
 K = 10
@@ -298,7 +298,7 @@ def robustness(url, data, seed: int) -> None:
     the same seekers as originally written."""
     import dataclasses
 
-    from .load import SEEKER_COLUMNS, _copy, default_cache, embed_all
+    from .load_data import SEEKER_COLUMNS, _copy, default_cache, embed_all
     from .matchers import JOBMATCH, KEYWORD, PLAN
     from .variants import KINDS, OFFSET, variants
     vs, kinds = variants(data, seed)
@@ -375,12 +375,12 @@ def main(argv=None) -> int:
 
         from . import dataset as ds
         from .esco import load_esco
-        from .load import BENCH_DBNAME, LOCAL_MODEL, _server_admin_url
+        from .load_data import BENCH_DBNAME, LOCAL_MODEL, _server_admin_url
         data = ds.build(load_esco(None), args.tier, args.seed)
         url = make_conninfo(_server_admin_url(), dbname=f"{BENCH_DBNAME}_{args.tier}")
         migrate(url, LOCAL_MODEL)
     else:
-        from .load import default_cache
+        from .load_data import default_cache
         data, url, _ = setup(args.tier, args.seed, cache=default_cache())
     users = [s.user_id for s in data.seekers]
     with jm_db.connect(url, autocommit=True) as conn:

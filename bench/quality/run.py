@@ -15,11 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from jobmatch import db as jm_db
+from support.common import log
 
 from . import dataset as ds
 from . import metrics as m
 from .esco import REPO_ROOT, default_path, load_esco
-from .load import BENCH_DBNAME, default_cache, embed_all, load, log, prepare_database
+from .load_data import BENCH_DBNAME, default_cache, embed_all, load, prepare_database
 from .matchers import BASELINES, LIMIT, Matcher
 from .prototype import PROTOTYPES
 

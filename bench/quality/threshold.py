@@ -36,7 +36,7 @@ from jobmatch import db as jm_db
 from . import dataset as ds
 from . import metrics as m
 from .esco import REPO_ROOT, default_path
-from .load import LOCAL_MODEL, default_cache, log
+from .load_data import LOCAL_MODEL, default_cache
 from .run import setup
 
 STEP = 0.005

@@ -1,4 +1,7 @@
-"""Small builders shared by the tests."""
+"""Rows and vectors for the tests: jobs and seekers inserted through the
+triggers, unit vectors at a chosen similarity, vectors set by hand, the
+queue drained with a function of the text. The template test database's
+model is the local one (LOCAL_MODEL)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from psycopg import sql
 
 DIMS = 384  # the template database's model (multilingual-e5-small)
 MODEL = "multilingual-e5-small"
+LOCAL_MODEL = (MODEL, "local", DIMS)
 
 
 def insert(conn, table: str, **fields) -> int:
@@ -98,3 +102,28 @@ def index_scans(conn) -> int:
     conn.execute("SELECT pg_stat_clear_snapshot()")
     return conn.execute("SELECT idx_scan FROM pg_stat_user_indexes"
                         " WHERE indexrelname = 'canonical_jobs_job_embedding_ann'").fetchone()[0]
+
+
+# A seeker's stated constraints (prefs), jobs that fit them and jobs that break
+# them: one set of rules, checked from the seeker's side (match_jobs) and the
+# job's side (match_users).
+HARD_FILTER_CASES = [
+    # places, unless the job is remote or the seeker would relocate
+    (dict(preferred_locations=["Lagos", "Abuja"]),
+     [dict(ai_city="Ikeja", ai_state="Lagos"), dict(ai_city="Abuja", ai_state="FCT"),
+      dict(ai_city="Kano", ai_state="Kano", ai_remote_allowed=True), dict(ai_city=None)],
+     [dict(ai_city="Kano", ai_state="Kano"), dict(ai_city="Enugu", ai_state="Enugu",
+                                                 ai_work_arrangement="Hybrid")]),
+    (dict(preferred_locations=["Lagos"], willing_to_relocate=True),
+     [dict(ai_city="Kano", ai_state="Kano")], []),
+    # employment types
+    (dict(employment_types=["Full-time", "Contract"]),
+     [dict(ai_employment_type="full-time"), dict(ai_employment_type=None)],
+     [dict(ai_employment_type="Internship")]),
+    # pay ranges must overlap in the same currency; zero means unset
+    (dict(salary_min=3000000, salary_max=6000000),
+     [dict(ai_salary_min=2000000, ai_salary_max=3500000), dict(ai_salary_min=5000000),
+      dict(ai_salary_max=500, ai_salary_currency="USD"), dict(ai_salary_min=0, ai_salary_max=0)],
+     [dict(ai_salary_min=1000000, ai_salary_max=2000000),
+      dict(ai_salary_min=7000000, ai_salary_max=9000000), dict(ai_salary_max=2500000)]),
+]

@@ -1,5 +1,11 @@
-"""Shared by the worker tests: a FakeOpenAI, the test database switched to a
-small OpenAI model, and `jobmatch worker` run as a real subprocess."""
+"""`jobmatch worker` as a real subprocess against a FakeOpenAI, for the
+worker tests and the fault and load benchmarks: the OpenAI model they use
+(text-embedding-3-small at 256 dimensions), its environment and command,
+two runners (stderr piped, for tests; stderr to a log file, for long runs),
+its JSON log lines, and the checks of what it stored.
+
+The FakeOpenAI and fake_embedding are support/fake_openai.py's, so a vector
+can be checked against the text it must have been made from."""
 
 from __future__ import annotations
 
@@ -8,35 +14,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from fake_openai import FakeOpenAI, fake_embedding
+from .fake_openai import fake_embedding
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-secret-7f3a9c"  # distinctive, so a leak into the logs is caught
 DIMS = 256
 MODEL = "text-embedding-3-small@256"
-MODEL_FLAGS = ["--embedder", "openai", "--model", "text-embedding-3-small", "--dimensions", "256"]
+MODEL_SPEC = (MODEL, "openai", DIMS)
+MODEL_FLAGS = ["--embedder", "openai", "--model", "text-embedding-3-small", "--dimensions", str(DIMS)]
 # Fast defaults for tests; a test's own flags come later and win.
 FAST = ["--poll-interval", "60", "--pause-seconds", "0.1", "--openai-timeout", "5",
         "--concurrency", "1"]
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAI(api_key=KEY, timeout_sleep=1.0) as s:
-        yield s
-
-
-@pytest.fixture
-def oconn(conn):
-    """The test database embedding with text-embedding-3-small at 256 dimensions."""
-    conn.execute("SELECT set_embedding_model(%s, 'openai', 256, 0.3, true)", [MODEL])
-    return conn
 
 
 def fast_retries(conn, max_attempts: int = 2) -> None:
@@ -45,22 +37,47 @@ def fast_retries(conn, max_attempts: int = 2) -> None:
                  " queue_backoff_base = '0 seconds'", [max_attempts])
 
 
-def _env(dsn: str, server: FakeOpenAI, key: str) -> dict:
+def worker_env(dsn: str, base_url: str, key: str | None = KEY) -> dict:
+    """This environment without any JOBMATCH_/OPENAI_ variable, then the
+    database, the provider's URL and (unless None) the API key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBMATCH_", "OPENAI_"))}
-    env.update(DATABASE_URL=dsn, OPENAI_API_KEY=key, OPENAI_BASE_URL=server.base_url,
-               PYTHONPATH=str(ROOT))
+    env.update(DATABASE_URL=dsn, OPENAI_BASE_URL=base_url, PYTHONPATH=str(ROOT))
+    if key is not None:
+        env["OPENAI_API_KEY"] = key
     return env
 
 
+def worker_cmd(*args, model_flags=MODEL_FLAGS, log_level: str | None = None) -> list[str]:
+    """`jobmatch [--log-level L] worker MODEL_FLAGS ARGS` in this interpreter."""
+    top = ["--log-level", log_level] if log_level else []
+    return [sys.executable, "-m", "jobmatch.cli", *top, "worker", *model_flags, *map(str, args)]
+
+
 def _cmd(args) -> list[str]:
-    return [sys.executable, "-m", "jobmatch.cli", "worker", *MODEL_FLAGS, *FAST, *map(str, args)]
+    return worker_cmd(*FAST, *args)
+
+
+def parse_events(text: str, strict: bool = True) -> list[dict]:
+    """The JSON log lines in `text`; strict: every non-blank line must be one."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            out.append(obj)
+        elif strict:
+            raise AssertionError(f"not a JSON log line: {line[:300]!r}")
+    return out
 
 
 def events(stderr: str) -> list[dict]:
     """The worker's log lines: every one a JSON object, none with the key."""
     assert KEY not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    return [json.loads(line) for line in lines]
+    return parse_events(stderr)
 
 
 def messages(stderr: str) -> list[str]:
@@ -69,17 +86,18 @@ def messages(stderr: str) -> list[str]:
 
 def run_worker(dsn, server, *args, key=KEY, timeout=60, env=None) -> subprocess.CompletedProcess:
     """`jobmatch worker ARGS` to completion (usually --once); `env`: more variables."""
-    proc = subprocess.run(_cmd(args), env={**_env(dsn, server, key), **(env or {})}, cwd=ROOT,
+    proc = subprocess.run(_cmd(args), env={**worker_env(dsn, server.base_url, key), **(env or {})}, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
     events(proc.stderr)
     return proc
 
 
 class Running:
-    """A long-running `jobmatch worker` subprocess."""
+    """A long-running `jobmatch worker` subprocess, stderr piped (a test's
+    worker says little)."""
 
     def __init__(self, dsn, server, *args, key=KEY):
-        self.proc = subprocess.Popen(_cmd(args), env=_env(dsn, server, key), cwd=ROOT,
+        self.proc = subprocess.Popen(_cmd(args), env=worker_env(dsn, server.base_url, key), cwd=ROOT,
                                      stderr=subprocess.PIPE, text=True)
         self.stderr = ""
 
@@ -102,27 +120,50 @@ class Running:
         self.proc.communicate(timeout=10)
 
 
-@pytest.fixture
-def workers():
-    """Starts workers; whatever a test leaves running is killed."""
-    started: list[Running] = []
+class WorkerProc:
+    """`jobmatch [--log-level L] worker ARGS` with stdout and stderr appended
+    to `log_path` (a file, not a pipe: a chatty worker never blocks on it)."""
 
-    def start(dsn, server, *args, key=KEY) -> Running:
-        started.append(Running(dsn, server, *args, key=key))
-        return started[-1]
+    def __init__(self, dsn: str, base_url: str, args=(), *, log_path: Path, key: str | None = KEY,
+                 log_level: str | None = None, model_flags=MODEL_FLAGS):
+        self.log_path = Path(log_path)
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log = open(self.log_path, "ab")
+        self.cmd = worker_cmd(*args, model_flags=model_flags, log_level=log_level)
+        self.proc = subprocess.Popen(self.cmd, env=worker_env(dsn, base_url, key), cwd=ROOT,
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        self.pid = self.proc.pid
 
-    yield start
-    for w in started:
-        w.kill()
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
+    def kill(self) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        return self.wait(30)
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then the exit code."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            self._log.close()
+        return code
+
+    def text(self) -> str:
+        """What this process wrote (the log file may hold earlier runs too)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode("utf-8", errors="replace")
+
+    def events(self, strict: bool = True) -> list[dict]:
+        """The JSON log lines; strict: every line must be one."""
+        return parse_events(self.text(), strict)
 
 
 def leased(conn) -> int:

@@ -1,6 +1,6 @@
 """Load benchmark: the bot and the worker at the same time, one command:
 
-    python -m bench.load [--seconds 60] [--clients 8] [--insert-rate 20]
+    python -m bench.bot_load [--seconds 60] [--clients 8] [--insert-rate 20]
                          [--jobs 5000] [--seekers 1000] [--json PATH]
 
 On a dedicated embedded PostgreSQL 18 + pgvector (temporary data directory)
@@ -42,8 +42,12 @@ from pathlib import Path
 import psycopg
 
 from .chaos import Result
-from .harness import (KEY, USER_BASE, FakeOpenAI, WorkerProc, connect, count, create_database,
-                      embedded_server, loadavg, log, pending, percentile, seed, verify, wait_for)
+from support.common import loadavg, log, percentile, wait_for
+from support.fake_openai import FakeOpenAI
+from support.server import connect, create_database, embedded_server
+from support.worker import KEY, WorkerProc, pending
+
+from .harness import USER_BASE, Steady, count, seed, verify
 
 MATCH_SQL = "SELECT job_id, match_method FROM match_jobs(%s, 10)"
 
@@ -86,35 +90,22 @@ def _client(dsn: str, role: str | None, user_ids: list[int], seconds: float, see
     out.put({"latencies": latencies, "errors": errors, "methods": dict(methods)})
 
 
-class Inserter(threading.Thread):
+class Inserter(Steady):
     """New jobs at a steady rate: `per_batch` rows every `every` seconds."""
 
     def __init__(self, dsn: str, first_id: int, rate: float, every: float):
-        super().__init__(daemon=True, name="inserter")
-        self.dsn, self.next_id, self.every = dsn, first_id, every
+        super().__init__(dsn, every, "inserter")
+        self.next_id = first_id
         self.per_batch = max(1, round(rate * every))
-        self.inserted = 0
-        self.errors: list[str] = []
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        with connect(self.dsn) as c:
-            next_at = time.monotonic()
-            while not self._halt.is_set():
-                try:
-                    seed(c, self.per_batch, 0, start=self.next_id, new=True)
-                    self.next_id += self.per_batch
-                    self.inserted += self.per_batch
-                except psycopg.Error as exc:
-                    self.errors.append(str(exc)[:300])
-                next_at += self.every
-                self._halt.wait(max(0.0, next_at - time.monotonic()))
+    @property
+    def inserted(self) -> int:
+        return self.done
 
-    def stop(self) -> int:
-        self._halt.set()
-        if self.is_alive():
-            self.join(30)
-        return self.inserted
+    def step(self, c) -> None:
+        seed(c, self.per_batch, 0, start=self.next_id, new=True)
+        self.next_id += self.per_batch
+        self.done += self.per_batch
 
 
 class Sampler(threading.Thread):
@@ -261,7 +252,7 @@ def run_load(dsn: str, workdir: Path, *, seconds: float = 60, clients: int = 8,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.bot_load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--clients", type=int, default=8)

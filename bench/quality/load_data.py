@@ -11,7 +11,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from jobmatch import db as jm_db
 from jobmatch.batch import drain
 from jobmatch.embedders import Embedded, Item, LocalEmbedder, check_vectors
 from jobmatch.migrate import migrate
+from support.common import log
 
 from .dataset import Dataset
 
@@ -47,10 +47,6 @@ SEEKER_COLUMNS = ("user_id", "job_roles", "job_categories", "user_job_input", "e
 def default_cache() -> Path:
     base = os.environ.get("JOBMATCH_BENCH_CACHE") or Path.home() / ".cache" / "jobmatch-bench"
     return Path(base) / "quality-emb.npz"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ embeddings
