@@ -2,12 +2,10 @@
 infinite or NaN, and posted dates in the future or missing. None of them may
 fail the application's write, make match_jobs raise, or show up in a text."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 
+from support.cli import jobmatch
 from support.data import at_similarity, job, set_job_vector, set_user_vector, unit, user
 
 MAX_PROFILE = 8_000  # docs/matching.md: profile texts are at most 8,000 characters
@@ -242,9 +240,6 @@ def test_health_counts_future_and_undated_jobs(conn):
 
 def test_jobmatch_health_warns_about_future_and_undated_jobs(conn, dsn):
     dated_jobs(conn)
-    env = {**os.environ, "DATABASE_URL": dsn}
-    env.pop("OPENAI_API_KEY", None)
-    out = subprocess.run([sys.executable, "-m", "jobmatch.cli", "health"], env=env,
-                         capture_output=True, text=True, timeout=300, check=True).stdout
+    out = jobmatch(dsn, "health").stdout
     assert "WARNING:      1 job posted more than a day in the future" in out
     assert "WARNING:      1 job without a posted date" in out

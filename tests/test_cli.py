@@ -1,24 +1,12 @@
 """The `jobmatch` command against a real database."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from jobmatch.cli import build_parser
-
-
-def jobmatch(dsn, *args, env=None, check=True):
-    full_env = {**os.environ, "DATABASE_URL": dsn, **(env or {})}
-    full_env.pop("OPENAI_API_KEY", None)
-    result = subprocess.run([sys.executable, "-m", "jobmatch.cli", *args], env=full_env,
-                            capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from support.cli import jobmatch
 
 
 def all_actions(parser):

@@ -8,14 +8,11 @@ may run: the definer functions touch only the owner's objects."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from support.cli import jobmatch
 from support.data import LOCAL_MODEL, MODEL, job, unit, user
 from jobmatch import db as jm_db
 from jobmatch import queue
@@ -261,10 +258,7 @@ END $f$"""
 
 
 def health(dsn):
-    env = {**os.environ, "DATABASE_URL": dsn}
-    env.pop("OPENAI_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "jobmatch.cli", "health"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return jobmatch(dsn, "health", check=False)
 
 
 def test_an_old_clusters_create_on_public_is_taken_back_by_migrate(conn, dsn, roles, data):

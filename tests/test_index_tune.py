@@ -13,20 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.cli import jobmatch
 from support.data import MODEL
 from jobmatch.index_tune import Point, TuneError, format_result, recommend, tune
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def jobmatch(dsn, *args, check=True):
-    env = {**os.environ, "DATABASE_URL": dsn}
-    env.pop("OPENAI_API_KEY", None)
-    result = subprocess.run([sys.executable, "-m", "jobmatch.cli", *args], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def load_jobs(conn, vecs, days, first_id=1):

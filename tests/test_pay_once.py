@@ -96,7 +96,7 @@ def test_a_seeker_with_nothing_to_embed_is_skipped_and_counted_as_covered(conn):
 
 
 def test_health_shows_what_the_cache_and_the_window_rule_saved(conn, dsn):
-    from test_cli import jobmatch
+    from support.cli import jobmatch
 
     job(conn, title="Welder", posted_date="now()")
     (row,) = queue.claim(conn, "w", 10)
