@@ -1,0 +1,103 @@
+"""Review of the hostile callers' reach beyond what test_hostile_callers.py
+plants: an application writing the vector bookkeeping itself, a worker
+writing rows it never claimed, a bot steering a definer function's cost,
+and session settings a definer function leaves behind."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from helpers import MODEL, drain_with, unit
+from test_hostile_callers import data, login, roles  # noqa: F401  (fixtures)
+
+DENIED = psycopg.errors.InsufficientPrivilege
+
+
+def vector_of(conn, table, key, value):
+    column = "job_embedding" if table == "canonical_jobs" else "user_embedding"
+    return conn.execute(f"SELECT {column}::text FROM {table} WHERE {key} = %s",
+                        [value]).fetchone()[0]
+
+
+def forged_hash(conn, table, key, value, changes: dict) -> str:
+    """The hash the profile text would have after `changes`: anyone can
+    compute it (md5 of a text built by code that is public)."""
+    fn = "job_profile_text" if table == "canonical_jobs" else "user_profile_text"
+    return conn.execute(
+        f"SELECT jobmatch_text_hash({fn}(jsonb_populate_record(t, %s::jsonb)))"
+        f" FROM {table} AS t WHERE {key} = %s",
+        [psycopg.types.json.Jsonb(changes), value]).fetchone()[0]
+
+
+def test_a_writer_cannot_forge_the_hash_to_keep_a_vector_for_a_new_text(conn, roles, data):
+    # The statement trigger checks a row whose vector columns the statement
+    # wrote by its stored hash alone. An application that writes a new text
+    # with the new text's hash (md5 of a public formula) and a fresh
+    # timestamp kept the old vector for the new text, and nothing ever
+    # queued it: the seeker is matched as a Welder while asking for Baker.
+    drain_with(conn, lambda text: unit(abs(hash(text)) % 1000))
+    assert conn.execute("SELECT count(*) FROM embedding_queue").fetchone() == (0,)
+    user_hash = forged_hash(conn, "user_preferences", "user_id", 1, {"job_roles": ["Baker"]})
+    (job_id,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
+    job_hash = forged_hash(conn, "canonical_jobs", "id", job_id, {"title": "Baker"})
+    with login(conn, roles["writer"]) as writer:
+        for statement, args in [
+            ("UPDATE user_preferences SET job_roles = ARRAY['Baker'],"
+             " embedding_updated_at = now(), embedding_hash = %s WHERE user_id = 1", [user_hash]),
+            ("UPDATE canonical_jobs SET title = 'Baker', job_embedding_updated_at = now(),"
+             " job_embedding_hash = %s WHERE id = %s", [job_hash, job_id]),
+        ]:
+            try:
+                writer.execute(statement, args)
+            except DENIED:
+                pass  # refused outright: as good as queued
+    # whatever happened, no row holds a vector of a text it no longer has
+    stale = conn.execute(
+        "SELECT 'user', user_id FROM user_preferences WHERE user_embedding IS NOT NULL"
+        "   AND embedding_text IS DISTINCT FROM user_profile_text(user_preferences)"
+        "   AND user_id NOT IN (SELECT entity_id FROM embedding_queue WHERE entity_type = 'user')"
+        " UNION ALL"
+        " SELECT 'job', id FROM canonical_jobs WHERE job_embedding IS NOT NULL"
+        "   AND job_embedding_text IS DISTINCT FROM job_profile_text(canonical_jobs)"
+        "   AND id NOT IN (SELECT entity_id FROM embedding_queue WHERE entity_type = 'job')"
+    ).fetchall()
+    assert stale == []
+
+
+def test_a_writer_cannot_write_vectors_or_their_bookkeeping(conn, roles, data):
+    # Vectors are the write-back's (hash-checked, from the claimed text):
+    # an application that wrote one directly put any job in front of every
+    # seeker (or any seeker in every job's audience) with no text change,
+    # so no trigger ever looked. Its own columns stay writable.
+    drain_with(conn, lambda text: unit(abs(hash(text)) % 1000))
+    (job_id,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
+    before = vector_of(conn, "canonical_jobs", "id", job_id), \
+        vector_of(conn, "user_preferences", "user_id", 2)
+    with login(conn, roles["writer"]) as writer:
+        for statement, args in [
+            ("UPDATE canonical_jobs SET job_embedding = %s WHERE id = %s", [unit(1), job_id]),
+            ("UPDATE user_preferences SET user_embedding = %s WHERE user_id = 2", [unit(1)]),
+            ("UPDATE user_preferences SET user_role_embedding = %s WHERE user_id = 2",
+             [unit(1)]),
+            ("UPDATE canonical_jobs SET job_embedding_model = 'other' WHERE id = %s", [job_id]),
+            ("UPDATE user_preferences SET embedding_xmin = '1' WHERE user_id = 2", []),
+            ("INSERT INTO canonical_jobs (title, job_embedding, job_embedding_model,"
+             " posted_date) VALUES ('Spam', %s, %s, now())", [unit(1), MODEL]),
+            ("INSERT INTO user_preferences (user_id, job_roles, user_embedding, embedding_model)"
+             " VALUES (9, ARRAY['Spam'], %s, %s)", [unit(1), MODEL]),
+        ]:
+            with pytest.raises(DENIED, match="vector"):
+                writer.execute(statement, args)
+        # the application's own columns, and rows without vectors, as before
+        writer.execute("UPDATE canonical_jobs SET company = 'ACME' WHERE id = %s", [job_id])
+        writer.execute("UPDATE user_preferences SET job_roles = ARRAY['Chef'] WHERE user_id = 2")
+        writer.execute("INSERT INTO user_preferences (user_id, job_roles) VALUES (9, ARRAY['Cook'])")
+        # setting a vector column to what it holds is no write
+        writer.execute("UPDATE canonical_jobs SET job_embedding = job_embedding,"
+                       " job_embedding_hash = job_embedding_hash WHERE id = %s", [job_id])
+        writer.execute("DELETE FROM user_preferences WHERE user_id = 9")
+    assert (vector_of(conn, "canonical_jobs", "id", job_id),
+            vector_of(conn, "user_preferences", "user_id", 2)) == before
+    assert ("user", 2) in conn.execute(
+        "SELECT entity_type, entity_id FROM embedding_queue").fetchall()
