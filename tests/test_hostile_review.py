@@ -101,3 +101,34 @@ def test_a_writer_cannot_write_vectors_or_their_bookkeeping(conn, roles, data):
             vector_of(conn, "user_preferences", "user_id", 2)) == before
     assert ("user", 2) in conn.execute(
         "SELECT entity_type, entity_id FROM embedding_queue").fetchall()
+
+
+def test_a_worker_cannot_write_a_vector_for_a_row_it_has_not_claimed(conn, roles, data):
+    # complete_embeddings wrote any row whose current text hashes to the
+    # hash it was given: a worker that once saw a seeker's text (or a job's
+    # public posting) could overwrite that row's vector at any later time,
+    # while the row was in nobody's lease or in another worker's.
+    drain_with(conn, lambda text: unit(abs(hash(text)) % 1000))
+    (user_hash,) = conn.execute("SELECT embedding_hash FROM user_preferences"
+                                " WHERE user_id = 1").fetchone()
+    before = vector_of(conn, "user_preferences", "user_id", 1)
+    with login(conn, roles["worker"]) as hostile:
+        written = hostile.execute(
+            "SELECT complete_embeddings('evil', %s, ARRAY['user'], ARRAY[1::bigint],"
+            " ARRAY[%s::uuid], ARRAY[%s::vector])", [MODEL, user_hash, unit(5)]).fetchone()[0]
+        assert written == 0
+        assert vector_of(conn, "user_preferences", "user_id", 1) == before
+        # leased to another worker: not this one's to write either
+        conn.execute("UPDATE user_preferences SET job_roles = ARRAY['Welder', 'Fitter']"
+                     " WHERE user_id = 1")
+        (row,) = [r for r in conn.execute(
+            "SELECT entity_type, entity_id, text_hash FROM claim_embedding_batch('honest', 10)")]
+        assert hostile.execute(
+            "SELECT complete_embeddings('evil', %s, ARRAY['user'], ARRAY[1::bigint],"
+            " ARRAY[%s::uuid], ARRAY[%s::vector])", [MODEL, row[2], unit(5)]).fetchone()[0] == 0
+        assert conn.execute("SELECT locked_by FROM embedding_queue WHERE entity_id = 1"
+                            ).fetchone() == ("honest",)
+    # the worker that holds the lease writes it
+    assert conn.execute(
+        "SELECT complete_embeddings('honest', %s, ARRAY['user'], ARRAY[1::bigint],"
+        " ARRAY[%s::uuid], ARRAY[%s::vector])", [MODEL, row[2], unit(6)]).fetchone()[0] == 1
