@@ -132,3 +132,27 @@ def test_a_worker_cannot_write_a_vector_for_a_row_it_has_not_claimed(conn, roles
     assert conn.execute(
         "SELECT complete_embeddings('honest', %s, ARRAY['user'], ARRAY[1::bigint],"
         " ARRAY[%s::uuid], ARRAY[%s::vector])", [MODEL, row[2], unit(6)]).fetchone()[0] == 1
+
+
+def test_a_worker_cannot_park_rows_where_no_claim_reaches(conn, roles, data):
+    # enqueue_stale_embeddings took any priority: a worker that queued every
+    # row at a negative one (no claim takes priority < 0) kept them out of
+    # reach for good, the refresh and a model switch finding them already
+    # queued (ON CONFLICT DO NOTHING): after a switch those seekers never got
+    # a vector of the new model.
+    drain_with(conn, lambda text: unit(abs(hash(text)) % 1000))
+    with login(conn, roles["worker"]) as hostile:
+        for args in [("1 microsecond", -1, None), (None, -32768, None), (None, 0, None),
+                     (None, 1, 0)]:
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                hostile.execute("SELECT enqueue_stale_embeddings(%s, %s, %s)", args)
+        # what the worker's refresh sends still works
+        hostile.execute("SELECT enqueue_stale_embeddings('1 microsecond', 1, 10)")
+    conn.execute("SELECT set_embedding_model('other-model', 'local', 384, NULL, true)")
+    queued = conn.execute("SELECT entity_type, entity_id FROM embedding_queue ORDER BY 1, 2"
+                          ).fetchall()
+    claimed = conn.execute("SELECT entity_type, entity_id FROM claim_embedding_batch('w', 100)"
+                           " UNION ALL"
+                           " SELECT entity_type, entity_id FROM claim_embedding_backfill('b', 100)"
+                           " ORDER BY 1, 2").fetchall()
+    assert len(queued) == 4 and claimed == queued
