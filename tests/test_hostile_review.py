@@ -156,3 +156,52 @@ def test_a_worker_cannot_park_rows_where_no_claim_reaches(conn, roles, data):
                            " SELECT entity_type, entity_id FROM claim_embedding_backfill('b', 100)"
                            " ORDER BY 1, 2").fetchall()
     assert len(queued) == 4 and claimed == queued
+
+
+def test_a_bot_cannot_switch_the_definer_functions_to_exhaustive_scans(conn, roles, data):
+    # SET jobmatch.exact_search = on is the operator's ground truth (no
+    # index: every seeker's vector, and for each candidate seeker every job
+    # of the window, compared per call). Read by the definer functions from
+    # the caller's session, it let the bot make every match_users call and
+    # the alert feed (and each seeker reference in them) an exhaustive scan.
+    drain_with(conn, lambda text: unit(1))
+    conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 0 WHERE is_active")
+    conn.execute("SELECT * FROM build_vector_index('user', NULL, 0, 'hnsw', true)")
+    conn.execute("ANALYZE user_preferences")
+    (welder,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
+
+    def index_scans():
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute("SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes"
+                            " WHERE indexrelname = 'user_preferences_user_embedding_ann'"
+                            ).fetchone()[0]
+
+    def bot_call(exact: bool):
+        with login(conn, roles["bot"]) as bot:
+            if exact:
+                bot.execute("SET jobmatch.exact_search = on")
+            rows = bot.execute("SELECT user_id FROM match_users(%s, 10)", [welder]).fetchall()
+            bot.execute("SELECT pg_stat_force_next_flush()")
+        return rows
+
+    import time
+
+    def after(start):
+        for _ in range(50):
+            if index_scans() > start:
+                return True
+            time.sleep(0.1)
+        return False
+
+    start = index_scans()
+    assert bot_call(False)
+    assert after(start)  # the index serves the bot
+    start = index_scans()
+    assert bot_call(True)
+    assert after(start)  # and still does with the bot's flag set
+    # the owner's session still gets the exact search
+    conn.execute("SET jobmatch.exact_search = on")
+    start = index_scans()
+    conn.execute("SELECT user_id FROM match_users(%s, 10)", [welder]).fetchall()
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    assert not after(start)
