@@ -205,3 +205,38 @@ def test_a_bot_cannot_switch_the_definer_functions_to_exhaustive_scans(conn, rol
     conn.execute("SELECT user_id FROM match_users(%s, 10)", [welder]).fetchall()
     conn.execute("SELECT pg_stat_force_next_flush()")
     assert not after(start)
+
+
+KNOBS = ["enable_sort", "hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples",
+         "ivfflat.probes", "ivfflat.max_probes", "ivfflat.iterative_scan", "search_path",
+         "lock_timeout", "jobmatch.exact_search"]
+
+
+def test_no_definer_function_leaves_a_setting_behind_in_the_callers_transaction(
+        conn, roles, data):
+    # A PgBouncer transaction, or a caller's own BEGIN: whatever a definer
+    # function sets (the index knobs, enable_sort when it walks the index)
+    # must not outlive the call, even before the transaction ends.
+    drain_with(conn, lambda text: unit(1))
+    conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 0, hnsw_ef_search = 77,"
+                 " ivfflat_probes = 3 WHERE is_active")
+    conn.execute("ANALYZE")
+    (welder,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
+    for kind, calls in [("bot", ["SELECT * FROM match_jobs(1, 10)",
+                                 f"SELECT * FROM match_users({welder}, 10)",
+                                 "SELECT * FROM next_job_alerts(10)"]),
+                        ("worker", ["SELECT * FROM claim_embedding_batch('w', 10)",
+                                    "SELECT enqueue_stale_embeddings(NULL, 1, 10)"])]:
+        with login(conn, roles[kind]) as caller:
+            caller.execute("SELECT set_config('hnsw.ef_search', '40', false),"
+                           " set_config('ivfflat.probes', '1', false)")
+            # pgvector's settings exist once its library is loaded
+            caller.execute("SELECT '[1]'::vector <=> '[1]'::vector")
+            with caller.transaction():
+                before = [caller.execute("SELECT current_setting(%s, true)", [k]).fetchone()
+                          for k in KNOBS]
+                for call in calls:
+                    caller.execute(call).fetchall()
+                    after = [caller.execute("SELECT current_setting(%s, true)", [k]).fetchone()
+                             for k in KNOBS]
+                    assert after == before, call
