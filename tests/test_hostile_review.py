@@ -240,3 +240,23 @@ def test_no_definer_function_leaves_a_setting_behind_in_the_callers_transaction(
                     after = [caller.execute("SELECT current_setting(%s, true)", [k]).fetchone()
                              for k in KNOBS]
                     assert after == before, call
+
+
+def test_a_worker_cannot_lease_the_whole_queue_for_ever(conn, roles, data):
+    # claim_embedding_batch took any limit and any lease: one call leased
+    # every queued row for a thousand years, out of every other worker's
+    # reach (only an edit of each row would free it), and built every text
+    # of the queue in one array.
+    with login(conn, roles["worker"]) as hostile:
+        for call in ["SELECT * FROM claim_embedding_batch('w', 10, '1000 years')",
+                     "SELECT * FROM claim_embedding_backfill('w', 10, '3 days')",
+                     "SELECT * FROM claim_embedding_batch('w', 2147483647)",
+                     "SELECT * FROM claim_embedding_backfill('w', 50001)"]:
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                hostile.execute(call)
+        # what the worker and the Batch API backfill ask for
+        assert len(hostile.execute("SELECT * FROM claim_embedding_batch('w', 2, '5 minutes')"
+                                   ).fetchall()) == 2
+        conn.execute("UPDATE embedding_queue SET priority = 1 WHERE locked_by IS NULL")
+        assert len(hostile.execute("SELECT * FROM claim_embedding_backfill('b', 50000,"
+                                   " '25 hours')").fetchall()) == 2
