@@ -69,9 +69,14 @@ DECLARE
     v_cached bigint[];
     v_skipped bigint[];
 BEGIN
+    -- Bounded as well: at most 50,000 rows (a Batch API batch's limit) for
+    -- at most 2 days (a batch may take 24 hours, leased for 25), or one call
+    -- could take the whole queue from every other worker for good and build
+    -- every text of it in one array.
     IF p_worker IS NULL OR p_limit IS NULL OR p_lease IS NULL
-       OR p_limit < 1 OR p_lease <= interval '0' THEN
-        RAISE EXCEPTION 'claim_embedding_batch: worker, a positive limit and a positive lease are required'
+       OR p_limit < 1 OR p_limit > 50000
+       OR p_lease <= interval '0' OR p_lease > interval '2 days' THEN
+        RAISE EXCEPTION 'claim_embedding_batch: worker, a limit of 1-50000 and a lease of at most 2 days are required'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 

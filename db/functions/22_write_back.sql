@@ -156,8 +156,9 @@ END
 $$;
 
 -- The worker's write-back: checks what it is given, then writes through
--- jobmatch_apply_vectors (only where the entity's current text still hashes
--- to the claimed hash). p_role_embeddings: each row's role vector (of the
+-- jobmatch_apply_vectors the rows p_worker holds the lease of (only where
+-- the entity's current text still hashes to the claimed hash).
+-- p_role_embeddings: each row's role vector (of the
 -- role text claim_embedding_batch returned; NULL where it returned none),
 -- checked like the profile vectors; NULL as a whole: none sent (the rows are
 -- written without). Returns the number of rows written. Everything it
@@ -185,6 +186,11 @@ AS $$
 DECLARE
     v_model embedding_models := active_embedding_model();
     v_bad text;
+    v_types text[];
+    v_ids bigint[];
+    v_hashes uuid[];
+    v_vectors vector[];
+    v_role_vectors vector[];
 BEGIN
     IF p_worker IS NULL THEN
         RAISE EXCEPTION 'complete_embeddings: worker must not be NULL'
@@ -253,7 +259,26 @@ BEGIN
         RAISE EXCEPTION 'complete_embeddings: refusing to store a bad vector (%)', v_bad
             USING ERRCODE = 'data_exception';
     END IF;
-    RETURN jobmatch_apply_vectors(p_worker, p_model, p_entity_types, p_entity_ids,
-                                  p_text_hashes, p_embeddings, p_role_embeddings);
+    -- Only rows this worker holds the lease of (claim_embedding_batch or
+    -- claim_embedding_backfill handed them to it, and no edit or other
+    -- worker took them since): the hash alone says the text is unchanged,
+    -- not that the vector is this worker's to write, and a row settled long
+    -- ago, or leased to another worker, is not. The others are not written
+    -- and their queue rows are left as they are.
+    SELECT array_agg(i.entity_type ORDER BY i.ord), array_agg(i.entity_id ORDER BY i.ord),
+           array_agg(i.text_hash ORDER BY i.ord), array_agg(i.embedding ORDER BY i.ord),
+           array_agg(i.role_embedding ORDER BY i.ord)
+    INTO v_types, v_ids, v_hashes, v_vectors, v_role_vectors
+    FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
+                coalesce(p_role_embeddings, '{}'))
+        WITH ORDINALITY AS i (entity_type, entity_id, text_hash, embedding, role_embedding, ord)
+    WHERE EXISTS (SELECT 1 FROM embedding_queue AS q
+                  WHERE q.entity_type = i.entity_type AND q.entity_id = i.entity_id
+                    AND q.locked_by = p_worker);
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN jobmatch_apply_vectors(p_worker, p_model, v_types, v_ids, v_hashes, v_vectors,
+                                  v_role_vectors);
 END
 $$;

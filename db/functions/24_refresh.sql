@@ -29,6 +29,14 @@ DECLARE
     v_users integer;
     v_swept integer;
 BEGIN
+    -- A refresh is low priority (1 or more: what claim_embedding_backfill
+    -- takes, after fresh edits): below 1 it would jump the edits, and below 0
+    -- no claim ever hands a row out, while the refresh and a model switch find
+    -- it queued already. The limit, if any, is a positive number of rows.
+    IF p_priority IS NULL OR p_priority < 1 OR p_priority > 32767 OR p_limit < 1 THEN
+        RAISE EXCEPTION 'enqueue_stale_embeddings: priority must be 1-32767 and limit at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     SELECT * INTO s FROM jobmatch_settings;
     INSERT INTO embedding_queue (entity_type, entity_id, priority, reembed)
     SELECT 'job', j.id, p_priority,

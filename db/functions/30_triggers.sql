@@ -141,3 +141,91 @@ FOR EACH STATEMENT EXECUTE FUNCTION user_preferences_dequeue_deleted();
 CREATE OR REPLACE TRIGGER user_preferences_embedding_truncate
 AFTER TRUNCATE ON user_preferences
 FOR EACH STATEMENT EXECUTE FUNCTION user_preferences_dequeue_deleted();
+
+-- Vectors and their bookkeeping (hash, text, model, timestamps, the xmin
+-- stamp, version) are written by jobmatch alone: the write-back and the
+-- refresh's sweep, which run as the owner inside the definer functions. The
+-- enqueue triggers above trust a row whose vector columns a statement wrote
+-- to be checked by its stored hash; a role that writes jobs or preferences
+-- could otherwise store a new text with the new text's hash (md5 of a public
+-- formula) and keep the old vector, never queued, or write any vector at all
+-- with no text change (any job in front of every seeker). Such a write by
+-- anyone without the table owner's rights is refused. Invoker's rights (the
+-- check is of who writes), search_path pinned (nothing of the caller's is
+-- resolved); the WHEN clauses keep it off every statement that leaves these
+-- columns alone, so bulk loads and ordinary edits never call it.
+CREATE OR REPLACE FUNCTION jobmatch_guard_vector_columns()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_has_role(
+           current_user,
+           (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = TG_RELID),
+           'USAGE') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '%: only jobmatch writes the vector columns (vectors, their hash, text, model, stamps)',
+        TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Write the profile fields: the change is queued and the worker embeds it.';
+END
+$$;
+
+CREATE OR REPLACE TRIGGER canonical_jobs_vector_columns_insert
+BEFORE INSERT ON canonical_jobs
+FOR EACH ROW
+WHEN (num_nonnulls(
+    new.job_embedding, new.job_role_embedding, new.job_embedding_text,
+    new.job_embedding_hash, new.job_embedding_model,
+    new.job_embedding_updated_at, new.job_embedding_xmin,
+    new.embedding_version
+) > 0)
+EXECUTE FUNCTION jobmatch_guard_vector_columns();
+
+CREATE OR REPLACE TRIGGER canonical_jobs_vector_columns_update
+BEFORE UPDATE OF job_embedding, job_role_embedding, job_embedding_text, job_embedding_hash,
+job_embedding_model, job_embedding_updated_at, job_embedding_xmin, embedding_version
+ON canonical_jobs
+FOR EACH ROW
+WHEN ((
+    old.job_embedding, old.job_role_embedding, old.job_embedding_text,
+    old.job_embedding_hash, old.job_embedding_model, old.job_embedding_updated_at,
+    old.job_embedding_xmin, old.embedding_version
+)
+IS DISTINCT FROM
+(
+    new.job_embedding, new.job_role_embedding, new.job_embedding_text,
+    new.job_embedding_hash, new.job_embedding_model, new.job_embedding_updated_at,
+    new.job_embedding_xmin, new.embedding_version
+))
+EXECUTE FUNCTION jobmatch_guard_vector_columns();
+
+CREATE OR REPLACE TRIGGER user_preferences_vector_columns_insert
+BEFORE INSERT ON user_preferences
+FOR EACH ROW
+WHEN (num_nonnulls(
+    new.user_embedding, new.user_role_embedding, new.embedding_text,
+    new.embedding_hash, new.embedding_model, new.embedding_updated_at,
+    new.embedding_xmin, new.embedding_version
+) > 0)
+EXECUTE FUNCTION jobmatch_guard_vector_columns();
+
+CREATE OR REPLACE TRIGGER user_preferences_vector_columns_update
+BEFORE UPDATE OF user_embedding, user_role_embedding, embedding_text, embedding_hash,
+embedding_model, embedding_updated_at, embedding_xmin, embedding_version
+ON user_preferences
+FOR EACH ROW
+WHEN ((
+    old.user_embedding, old.user_role_embedding, old.embedding_text, old.embedding_hash,
+    old.embedding_model, old.embedding_updated_at, old.embedding_xmin,
+    old.embedding_version
+)
+IS DISTINCT FROM
+(
+    new.user_embedding, new.user_role_embedding, new.embedding_text, new.embedding_hash,
+    new.embedding_model, new.embedding_updated_at, new.embedding_xmin,
+    new.embedding_version
+))
+EXECUTE FUNCTION jobmatch_guard_vector_columns();

@@ -153,6 +153,20 @@ AS $$
         OR ('x' || left(md5(p_user_id::text), 8))::bit(32)::bigint % 100 < p_share
 $$;
 
+-- SET jobmatch.exact_search = on: the exact search (no vector index, full
+-- precision), the operator's ground truth. Honoured only for a session
+-- whose login has the owner's rights (current_user, inside the definer
+-- functions that read it, is their owner): every other caller's setting is
+-- ignored, or the bot could turn each match_users call, the alert feed and
+-- every seeker reference in them into a scan of every vector.
+CREATE OR REPLACE FUNCTION jobmatch_exact_search()
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(current_setting('jobmatch.exact_search', true), '') = 'on'
+           AND pg_has_role(session_user, current_user, 'USAGE')
+$$;
+
 CREATE OR REPLACE FUNCTION match_jobs(p_user_id bigint, p_limit integer DEFAULT 10)
 RETURNS TABLE (
     job_id bigint,
@@ -203,7 +217,7 @@ DECLARE
     v_ids bigint[];
     v_pool integer;
     v_got bigint;
-    v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
+    v_exact boolean := jobmatch_exact_search();
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'match_jobs: user_id must not be NULL'

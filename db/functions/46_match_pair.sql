@@ -177,7 +177,7 @@ DECLARE
     f record;
     v_best double precision;
     v_sort text;
-    v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
+    v_exact boolean := jobmatch_exact_search();
 BEGIN
     IF u.user_embedding IS NULL OR u.embedding_model IS DISTINCT FROM p_model.model THEN
         RETURN NULL;

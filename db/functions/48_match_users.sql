@@ -77,7 +77,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_exact boolean := coalesce(current_setting('jobmatch.exact_search', true), '') = 'on';
+    v_exact boolean := jobmatch_exact_search();
     v_sort text;
     v_rows double precision;
 BEGIN
