@@ -262,36 +262,39 @@ BEGIN
         -- stated constraint ('near_miss', the reason first in
         -- match_reasons). match_users (48_match_users.sql) reads the same
         -- definitions.
-        RETURN QUERY EXECUTE jobmatch_scored_jobs_sql(m, v_exact) || $q$,
+        RETURN QUERY EXECUTE jobmatch_scored_jobs_sql(m, v_enable_sort IS NULL) || $q$,
             relevant AS (
                 SELECT c.*,
-                       CASE WHEN NOT c.fits THEN jobmatch_near_miss_reason($4, c.j, $5, $6) END
-                           AS miss
+                       CASE WHEN NOT c.fits
+                           THEN (SELECT jobmatch_near_miss_reason($4, j, $5, $6)
+                                 FROM canonical_jobs AS j WHERE j.id = c.id) END AS miss
                 FROM scored AS c
                 WHERE c.similarity >= $13
                   AND jobmatch_relevant(c.score, (SELECT max(r.score) FROM scored AS r), $15,
-                                        (c.j).ai_job_function, $16)
+                                        c.job_function, $16)
                   AND (c.fits OR $14 > 0)
             ), kept AS (
                 SELECT * FROM relevant AS c WHERE c.fits
                 UNION ALL
                 (SELECT * FROM relevant AS c WHERE NOT c.fits AND c.miss IS NOT NULL
-                 ORDER BY c.score DESC, (c.j).id LIMIT $14)
+                 ORDER BY c.score DESC, c.id LIMIT $14)
+            ), shown AS (
+                SELECT * FROM kept AS c ORDER BY c.fits DESC, c.score DESC, c.id LIMIT $12
             )
-            SELECT (c.j).id::bigint, (c.j).title::text, (c.j).company::text,
-                   coalesce(nullif(concat_ws(', ', (c.j).ai_city, (c.j).ai_state), ''),
-                            (c.j).location)::text,
-                   (c.j).ai_work_arrangement::text, (c.j).ai_remote_allowed,
-                   jobmatch_pay((c.j).ai_salary_min), jobmatch_pay((c.j).ai_salary_max),
-                   (c.j).ai_salary_currency::text, (c.j).posted_date::timestamptz,
+            SELECT j.id::bigint, j.title::text, j.company::text,
+                   coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''),
+                            j.location)::text,
+                   j.ai_work_arrangement::text, j.ai_remote_allowed,
+                   jobmatch_pay(j.ai_salary_min), jobmatch_pay(j.ai_salary_max),
+                   j.ai_salary_currency::text, j.posted_date::timestamptz,
                    c.similarity,
                    jobmatch_score_percent(c.score, $7),
-                   CASE WHEN c.fits THEN job_match_reasons($4, c.j, c.similarity)
-                        ELSE c.miss || job_match_reasons($4, c.j, c.similarity) END,
+                   CASE WHEN c.fits THEN job_match_reasons($4, j, c.similarity)
+                        ELSE c.miss || job_match_reasons($4, j, c.similarity) END,
                    CASE WHEN c.fits THEN 'semantic' ELSE 'near_miss' END::text
-            FROM kept AS c
-            ORDER BY c.fits DESC, c.score DESC, (c.j).id
-            LIMIT $12
+            FROM shown AS c
+            INNER JOIN canonical_jobs AS j ON j.id = c.id
+            ORDER BY c.fits DESC, c.score DESC, c.id
         $q$
         USING u.user_embedding, v_window_start, greatest(v_limit, s.match_candidates), u,
               v_places, v_types, s, t.query, t.skill_words, t.role_words, now(),
