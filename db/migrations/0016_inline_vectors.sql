@@ -13,3 +13,7 @@ ALTER TABLE canonical_jobs ALTER COLUMN job_embedding SET STORAGE MAIN;
 ALTER TABLE canonical_jobs SET (toast_tuple_target = 8160);
 ALTER TABLE user_preferences ALTER COLUMN user_embedding SET STORAGE MAIN;
 ALTER TABLE user_preferences SET (toast_tuple_target = 8160);
+
+-- jobmatch_scored_jobs_sql lost its p_exact (the exact pass is now a static
+-- query in jobmatch_scored_jobs, planned once per session).
+DROP FUNCTION IF EXISTS jobmatch_scored_jobs_sql(embedding_models, boolean);
