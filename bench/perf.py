@@ -53,8 +53,18 @@ from support.common import loadavg, log
 from . import perf_data, perf_db
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_QUERIES = {"tiny": 60, "10k": 1000, "100k": 1000, "600k": 500, "1m": 500}
+DEFAULT_QUERIES = {"tiny": 60, "2k": 400, "10k": 1000, "20k": 400, "100k": 1000, "600k": 500, "1m": 500}
 TUNE_SAMPLE = 200
+# The small tiers (issue #17: a 2,000-job bot): half their seekers state no
+# constraint (no place, employment type or pay), and every figure is also
+# given for each half.
+SMALL_TIERS = ("2k", "20k")
+UNCONSTRAIN_SQL = """
+    UPDATE user_preferences SET preferred_locations = '{}', employment_types = '{}',
+           salary_min = NULL, salary_max = NULL, willing_to_relocate = false
+    WHERE user_id % 2 = 0 AND user_embedding IS NOT NULL
+      AND (preferred_locations <> '{}' OR employment_types <> '{}' OR salary_min IS NOT NULL
+           OR salary_max IS NOT NULL OR willing_to_relocate)"""
 MATCH_SQL = "SELECT * FROM match_jobs(%s, %s)"
 PLAN_USER_SQL = ("SELECT user_embedding FROM user_preferences"
                  " WHERE user_id = %s AND user_embedding IS NOT NULL")
@@ -144,7 +154,8 @@ def single_client(url: str, kind: str, setup: list[str], uids: list[int], limit:
     ms = np.array(times) * 1000
     return ({"p50_ms": round(float(np.percentile(ms, 50)), 2),
              "p99_ms": round(float(np.percentile(ms, 99)), 2),
-             "mean_ms": round(float(ms.mean()), 2), "queries": len(uids)}, answers)
+             "mean_ms": round(float(ms.mean()), 2), "queries": len(uids),
+             "by_user_ms": dict(zip(uids, [round(float(x), 3) for x in ms]))}, answers)
 
 
 def _client(url, setup, kind, uids, limit, threshold, duration, barrier, results):
@@ -313,8 +324,23 @@ def warm_relations(conn, names: list[str]) -> None:
 
 # ----------------------------------------------------------------- the run
 
+def group_stats(single: dict, answers: dict, exact: dict | None, k: int,
+                groups: dict[str, list[int]]) -> dict:
+    """p50/p99/recall@k of each group of seekers (the small tiers' halves)."""
+    out = {}
+    for name, members in groups.items():
+        ms = np.array([single["by_user_ms"][u] for u in members if u in single["by_user_ms"]])
+        if not len(ms):
+            continue
+        sub = {u: exact[u] for u in members if exact is not None and u in exact}
+        out[name] = {"p50_ms": round(float(np.percentile(ms, 50)), 2),
+                     "p99_ms": round(float(np.percentile(ms, 99)), 2), "queries": len(ms),
+                     "recall_at_10": recall(answers, sub, k) if exact is not None else None}
+    return out
+
+
 def measure_method(url, name, kind, setup, uids, limit, threshold, clients, duration, exact,
-                   k, warm, admin, index_name=None, extra=None) -> dict:
+                   k, warm, admin, index_name=None, extra=None, groups=None) -> dict:
     log(f"{name}: single client, {len(uids)} queries")
     before = index_scans(admin, index_name) if index_name else None
     load_before = loadavg()
@@ -323,6 +349,8 @@ def measure_method(url, name, kind, setup, uids, limit, threshold, clients, dura
     row = {"method": name, **(extra or {}), "single": {**single, "busy_cores_before": others},
            "recall_at_10": recall(answers, exact, k) if exact is not None else None,
            "loadavg_before": load_before}
+    if groups:
+        row["groups"] = group_stats(single, answers, exact, k, groups)
     if index_name:
         used = index_scans(admin, index_name) - before
         row["index_scans_per_query"] = round(used / max(1, len(uids) + warm), 2)
@@ -360,6 +388,8 @@ def main(argv=None) -> int:
     p.add_argument("--target", type=float, default=0.95, help="recall@10 target")
     p.add_argument("--margin", type=float, default=0.01,
                    help="the knob is chosen for target + margin on the tuning sample")
+    p.add_argument("--untuned", action="store_true",
+                   help="no sweep: the knobs a fresh install has (the columns' defaults)")
     p.add_argument("--settings", default=None,
                    help="fixed knob values (probes / ef_search) instead of a sweep, "
                         "e.g. 'ivfflat=20,hnsw=100'")
@@ -410,6 +440,12 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(99)
     uids = [int(u) + 1 for u in rng.choice(len(ds.seekers), min(n_queries, len(ds.seekers)),
                                            replace=False)]
+    groups = None
+    if a.tier in SMALL_TIERS:
+        with jm_db.connect(url, autocommit=True) as c:
+            c.execute(UNCONSTRAIN_SQL)
+        groups = {"no constraints": [u for u in uids if u % 2 == 0],
+                  "constraints": [u for u in uids if u % 2 == 1]}
     n_keyword = min(n_queries, 1000)
     keyword_uids = [perf_db.KEYWORD_USER_BASE + i for i in range(n_keyword)]
     warm = min(len(uids), 100)
@@ -430,7 +466,8 @@ def main(argv=None) -> int:
     # exact: the ground truth, and the baseline
     exact_row, exact = measure_method(url, "exact", "match", ["SET jobmatch.exact_search = on"],
                                       uids, limit, threshold, clients, duration, None, k,
-                                      min(warm, 20), admin, extra={"path": "exact"})
+                                      min(warm, 20), admin, extra={"path": "exact"},
+                                      groups=groups)
     exact_row["recall_at_10"] = 1.0
     result["methods"].append(exact_row)
     semantic = [u for u in uids if any(m == "semantic" for _j, m in exact[u])]
@@ -466,7 +503,14 @@ def main(argv=None) -> int:
                 warm_relations(admin, ["canonical_jobs", built["name"]])
                 model = index_tune._model(admin)
                 knob = "ivfflat_probes" if method == "ivfflat" else "hnsw_ef_search"
-                if method in fixed:
+                if a.untuned:
+                    admin.execute(sql.SQL("UPDATE embedding_models SET {} = DEFAULT"
+                                          " WHERE is_active").format(sql.Identifier(knob)))
+                    setting = admin.execute(sql.SQL("SELECT {} FROM embedding_models"
+                                                    " WHERE is_active").format(
+                                                        sql.Identifier(knob))).fetchone()[0]
+                    points = []
+                elif method in fixed:
                     setting = int(fixed[method])
                     points = []
                 else:
@@ -484,11 +528,12 @@ def main(argv=None) -> int:
                 admin.execute(sql.SQL("UPDATE embedding_models SET {} = %s WHERE is_active")
                               .format(sql.Identifier(knob)), [setting])
                 extra = {"index": method, "halfvec": halfvec, "lists": built.get("lists"),
-                         "setting": f"{knob.split('_', 1)[1]}={setting}",
+                         "setting": f"{knob.split('_', 1)[1]}={setting}"
+                                    + (" (untuned)" if a.untuned else ""),
                          "build_s": built["build_s"], "build_reused": built["reused"]}
                 row, _ = measure_method(
                     url, label, "match", [], uids, limit, threshold, clients, duration, exact, k,
-                    warm, admin, index_name=built["name"], extra=extra)
+                    warm, admin, index_name=built["name"], extra=extra, groups=groups)
                 result["methods"].append(row)
                 if row["path"] == "exact" and not a.no_forced_ann:
                     # The planner scanned exactly (a window below
@@ -498,7 +543,7 @@ def main(argv=None) -> int:
                     row, _ = measure_method(
                         url, f"{label} [ann path]", "match", ["SET enable_sort = off"], uids,
                         limit, threshold, clients, duration, exact, k, warm, admin,
-                        index_name=built["name"], extra=extra)
+                        index_name=built["name"], extra=extra, groups=groups)
                     result["methods"].append(row)
 
     if "keyword" in methods:
@@ -553,6 +598,11 @@ def table(result: dict) -> str:
     lines = [head, "  ".join(c.ljust(widths[c]) for c in COLUMNS)]
     for r in rows:
         lines.append("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in COLUMNS))
+    for r in result["methods"]:
+        for name, g in r.get("groups", {}).items():
+            lines.append(f"  {r['method']}, seekers with {name}: p50 {g['p50_ms']} ms,"
+                         f" p99 {g['p99_ms']} ms, recall@10 {_fmt(g['recall_at_10'])}"
+                         f" ({g['queries']} queries)")
     sz = result["sizes"]
     lines.append("sizes (MB): " + ", ".join(
         f"{n} {v['mb']}" + (f" (+toast {v['toast_mb']})" if v.get("toast_mb") else "")

@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 ONET_DIR = Path(os.environ.get("JOBMATCH_ONET_DIR", REPO.parent / "shared" / "data" / "onet"))
 DATA_VERSION = 1  # bump when generation changes: the cache is keyed by it
 
-TIERS = {"tiny": 2_000, "10k": 10_000, "100k": 100_000, "600k": 600_000, "1m": 1_000_000}
+TIERS = {"tiny": 2_000, "2k": 2_000, "10k": 10_000, "20k": 20_000, "100k": 100_000,
+         "600k": 600_000, "1m": 1_000_000}
 YEAR_DAYS = 365.0
 # Noise norm relative to the RMS distance of a phrase embedding from the
 # phrase mean: the mixture decides the neighbourhood, noise blurs it.

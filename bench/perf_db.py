@@ -37,7 +37,8 @@ def _city(rng) -> tuple[str, str]:
 # PostgreSQL 18's default. shared_buffers holds the hot index (HNSW on
 # halfvec 1536-d: ~3.5 KB a row) and the heap's main fork; index builds get
 # a session-level maintenance_work_mem sized to the graph (see build_mem()).
-SHARED_BUFFERS = {"tiny": "256MB", "10k": "512MB", "100k": "2GB", "600k": "6GB", "1m": "8GB"}
+SHARED_BUFFERS = {"tiny": "256MB", "2k": "256MB", "10k": "512MB", "20k": "512MB", "100k": "2GB",
+                  "600k": "6GB", "1m": "8GB"}
 COMMON_SETTINGS = {
     "effective_cache_size": "16GB",        # 24 GiB box: what the OS cache adds
     "maintenance_work_mem": "1GB",         # default for VACUUM/btree; builds raise it

@@ -28,7 +28,9 @@ $$;
 -- freshness (1 for a job posted at p_at, 0 at the window's start). Weights
 -- in jobmatch_settings, the role units in embedding_models (migration
 -- 0014). Nothing of other pairs: match_jobs and match_users give a pair
--- the same number. Inlined by the planner.
+-- the same number. Inlined by the planner. The keyword rank is only
+-- computed for a job the query matches (ts_rank_cd is the costliest term,
+-- and 0 for a job without a cover of the query).
 CREATE OR REPLACE FUNCTION jobmatch_pair_score(
     s jobmatch_settings, similarity double precision, u user_preferences, j canonical_jobs,
     query tsquery, skill_words text[], role_words text[],
@@ -41,7 +43,9 @@ AS $$
     SELECT similarity
            + s.rank_role_weight * coalesce(
                role_scale * (1 - (u.user_role_embedding <=> j.job_role_embedding) - role_mean), 0)
-           + s.rank_keyword_weight * coalesce(ts_rank_cd(j.job_document, query, 32), 0)
+           + s.rank_keyword_weight
+             * CASE WHEN j.job_document @@ query THEN ts_rank_cd(j.job_document, query, 32)
+                    ELSE 0 END
            + s.rank_skill_weight * jobmatch_word_share(skill_words, j.job_document, '{b,c}'::"char"[])
            + s.rank_title_weight * jobmatch_word_share(role_words, j.job_document, '{a}'::"char"[])
            - s.rank_experience_weight * jobmatch_experience_gap(
@@ -101,35 +105,56 @@ AS $$
     SELECT quote_literal(p_value::text) || '::double precision'
 $$;
 
--- A seeker's scored candidates as query text, for match_jobs and
--- jobmatch_seeker_reference: CTEs nearest (the $3 nearest jobs of the
--- window that fit), open (the $3 nearest whatever the constraints: no
--- places, no types, no pay), candidates (both, once each, fits true for
--- the first) and scored (the job row j, fits, similarity, score, distance).
--- Parameters: $1 the seeker's vector, $2 the window's start, $3 the pool,
--- $4 the seeker, $5 places, $6 types, $7 jobmatch_settings, $8 keyword
--- query, $9 skill words, $10 role words ($5, $6 from jobmatch_seeker_filters,
--- $8-$10 from jobmatch_seeker_terms), $11 now.
-CREATE OR REPLACE FUNCTION jobmatch_scored_jobs_sql(p_model embedding_models, p_exact boolean)
+-- Whether a job fits seeker u whatever the job: no place stated (or willing
+-- to relocate), no employment type, no pay. Then jobmatch_fits is true for
+-- every job and the "open" search (no constraints) is the fitting one.
+CREATE OR REPLACE FUNCTION jobmatch_seeker_unconstrained(
+    u user_preferences, places text[], types text[]
+)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT (coalesce(cardinality(places), 0) = 0 OR coalesce(u.willing_to_relocate, false))
+           AND coalesce(cardinality(types), 0) = 0
+           AND coalesce(jobmatch_pay(u.salary_min), jobmatch_pay(u.salary_max)) IS NULL
+$$;
+
+-- A seeker's scored candidates from the index, as query text, for
+-- jobmatch_scored_jobs past exact_scan_max_rows window jobs: CTEs nearest
+-- (the $3 nearest jobs of the window that fit: jobmatch_nearest_jobs_sql),
+-- open (the $3 nearest whatever the constraints: no places, no types, no
+-- pay; skipped for a seeker who states none, it would be the same),
+-- candidates (both, once each, fits true for the first) and scored (the
+-- job's id and function, fits, similarity, score). Parameters: $1 the
+-- seeker's vector, $2 the window's start, $3 the pool, $4 the seeker, $5
+-- places, $6 types, $7 jobmatch_settings, $8 keyword query, $9 skill words,
+-- $10 role words ($5, $6 from jobmatch_seeker_filters, $8-$10 from
+-- jobmatch_seeker_terms), $11 now.
+CREATE OR REPLACE FUNCTION jobmatch_scored_jobs_sql(p_model embedding_models)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
 DECLARE
-    v_search text := CASE WHEN p_exact THEN jobmatch_nearest_jobs_sql(p_model, false, true)
-                          ELSE jobmatch_nearest_jobs_sql(p_model, p_model.index_halfvec) END;
+    v_search text := jobmatch_nearest_jobs_sql(p_model, p_model.index_halfvec);
 BEGIN
     RETURN format($q$
-        WITH nearest AS MATERIALIZED (%1$s), open AS MATERIALIZED (%2$s),
-        candidates AS (
+        WITH nearest AS MATERIALIZED (%1$s),
+        open AS MATERIALIZED (
+            SELECT n.id, n.distance FROM nearest AS n
+            WHERE jobmatch_seeker_unconstrained($4, $5, $6)
+            UNION ALL
+            SELECT o.id, o.distance FROM (%2$s) AS o
+            WHERE NOT jobmatch_seeker_unconstrained($4, $5, $6)
+        ), candidates AS (
             SELECT n.id, n.distance, true AS fits FROM nearest AS n
             UNION ALL
             SELECT o.id, o.distance, false FROM open AS o
             WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
         ), scored AS MATERIALIZED (
-            SELECT j, c.fits, 1 - c.distance AS similarity,
+            SELECT j.id, j.ai_job_function AS job_function, c.fits,
+                   1 - c.distance AS similarity,
                    jobmatch_pair_score($7, 1 - c.distance, $4, j, $8, $9, $10, $2, $11,
-                                       %3$s, %4$s) AS score,
-                   c.distance
+                                       %3$s, %4$s) AS score
             FROM candidates AS c
             INNER JOIN canonical_jobs AS j ON j.id = c.id
         ) $q$, v_search,
@@ -139,10 +164,75 @@ BEGIN
 END
 $$;
 
+-- A seeker's scored candidates, for match_jobs and
+-- jobmatch_seeker_reference (one definition, so both get the same
+-- numbers): the p_pool nearest jobs of the window that fit the seeker's
+-- stated constraints (fits), and the p_pool nearest whatever the
+-- constraints ("open", fits false unless among the first), each with the
+-- pair's score (jobmatch_pair_score). p_walk: through the index
+-- (jobmatch_scored_jobs_sql). Otherwise one exact pass over the window at
+-- full precision, no index: the ground truth, and the cheapest search of a
+-- window of up to exact_scan_max_rows jobs (each vector read once, nearest
+-- and open both taken from it). That query is static: planned once per
+-- session (a generic plan: nothing in it depends on the values), where a
+-- query built per call is planned per call.
+CREATE OR REPLACE FUNCTION jobmatch_scored_jobs(
+    u user_preferences, p_model embedding_models, s jobmatch_settings,
+    p_window_start timestamptz, p_pool integer, p_places text[], p_types text[],
+    p_query tsquery, p_skill_words text[], p_role_words text[], p_at timestamptz,
+    p_walk boolean
+)
+RETURNS TABLE (
+    id bigint, job_function text, fits boolean, similarity double precision,
+    score double precision
+)
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = 'force_generic_plan'
+AS $$
+DECLARE
+    v_open boolean := jobmatch_seeker_unconstrained(u, p_places, p_types);
+BEGIN
+    IF p_walk THEN
+        RETURN QUERY EXECUTE jobmatch_scored_jobs_sql(p_model)
+            || ' SELECT c.id, c.job_function, c.fits, c.similarity, c.score FROM scored AS c'
+            USING u.user_embedding, p_window_start, p_pool, u, p_places, p_types, s, p_query,
+                  p_skill_words, p_role_words, p_at;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH window_jobs AS MATERIALIZED (
+        SELECT w.id, w.job_embedding <=> u.user_embedding AS distance,
+               (v_open OR jobmatch_fits(u, p_places, p_types, w)) AS fits
+        FROM canonical_jobs AS w
+        WHERE w.job_embedding_model = p_model.model
+          AND w.posted_date >= p_window_start AND w.posted_date <= jobmatch_latest_posted()
+    ), nearest AS MATERIALIZED (
+        SELECT n.id, n.distance FROM window_jobs AS n WHERE n.fits
+        ORDER BY n.distance LIMIT p_pool
+    ), open AS MATERIALIZED (
+        SELECT o.id, o.distance FROM window_jobs AS o ORDER BY o.distance LIMIT p_pool
+    ), candidates AS (
+        SELECT n.id, n.distance, true AS fits FROM nearest AS n
+        UNION ALL
+        SELECT o.id, o.distance, false FROM open AS o
+        WHERE NOT EXISTS (SELECT 1 FROM nearest AS n WHERE n.id = o.id)
+    )
+    SELECT j.id::bigint, j.ai_job_function::text, c.fits, 1 - c.distance,
+           jobmatch_pair_score(s, 1 - c.distance, u, j, p_query, p_skill_words, p_role_words,
+                               p_window_start, p_at, p_model.role_scale, p_model.role_mean)
+    FROM candidates AS c
+    INNER JOIN canonical_jobs AS j ON j.id = c.id;
+END
+$$;
+
 -- The job index's knobs for a search (jobmatch_set_search_knobs; they end
--- with the calling function, whose SET clauses name them); past the model's
--- exact_scan_max_rows window jobs, enable_sort off so the planner walks the
--- index (vector_index_walk). Returns enable_sort's value to restore, or NULL.
+-- with the calling function, whose SET clauses name them), and whether the
+-- search walks the index: past the model's exact_scan_max_rows window jobs
+-- (vector_index_walk), or when the session has turned enable_sort off (how
+-- a test or benchmark asks for the index path on a small window). Walking,
+-- enable_sort goes off so the planner takes the index, and its value to
+-- restore is returned; NULL otherwise: jobmatch_scored_jobs then makes one
+-- exact pass over the window.
 CREATE OR REPLACE FUNCTION jobmatch_prepare_job_search(
     p_model embedding_models, p_window_start timestamptz, p_exact boolean
 )
@@ -153,7 +243,8 @@ DECLARE
     v_sort text;
 BEGIN
     PERFORM jobmatch_set_search_knobs(p_model);
-    IF NOT p_exact AND vector_index_walk(p_model, p_window_start) THEN
+    IF NOT p_exact AND (NOT current_setting('enable_sort')::boolean
+                        OR vector_index_walk(p_model, p_window_start)) THEN
         v_sort := current_setting('enable_sort');
         PERFORM set_config('enable_sort', 'off', true);
     END IF;
@@ -185,10 +276,11 @@ BEGIN
     t := jobmatch_seeker_terms(u);
     SELECT * INTO f FROM jobmatch_seeker_filters(u);
     v_sort := jobmatch_prepare_job_search(p_model, p_window_start, v_exact);
-    EXECUTE jobmatch_scored_jobs_sql(p_model, v_exact) || ' SELECT max(c.score) FROM scored AS c'
-        INTO v_best
-        USING u.user_embedding, p_window_start, greatest(s.match_max_limit, s.match_candidates),
-              u, f.places, f.types, s, t.query, t.skill_words, t.role_words, p_at;
+    SELECT max(c.score) INTO v_best
+    FROM jobmatch_scored_jobs(u, p_model, s, p_window_start,
+                              greatest(s.match_max_limit, s.match_candidates),
+                              f.places, f.types, t.query, t.skill_words, t.role_words, p_at,
+                              v_sort IS NOT NULL) AS c;
     IF v_sort IS NOT NULL THEN
         PERFORM set_config('enable_sort', v_sort, true);
     END IF;
