@@ -33,6 +33,7 @@ RELEASED_MIGRATIONS = {
     "0013_job_alerts.sql": "78ffdbe30c99f218da6ed19fa1274122f889f2b83ce8d84c4c4c1ed9941e5b90",
     "0014_role_vectors.sql": "89f7b0258de7dd23adc58aeab3d633e10929ea2b3a1b972edba0095e2fc0841e",
     "0015_job_retention.sql": "ec7f7862ff25d586c8bf0770259c3a58340a0d995fdfcf06ec8e1451075b5c32",
+    "0017_model_switch.sql": "e9401c0626466bab1446ed192f88d8397f64bd9d2637ff0ab0f48ce8ffd9920f",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -119,7 +120,7 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
                                    "0009_hnsw_halfvec_default", "0010_write_back_safety",
                                    "0011_bounded_job_document", "0012_role_focused_ranking",
                                    "0013_job_alerts", "0014_role_vectors",
-                                   "0015_job_retention"]
+                                   "0015_job_retention", "0017_model_switch"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)
