@@ -12,6 +12,7 @@ import psycopg
 
 from . import db
 from .config import model_spec
+from .model_switch import coverage, format_coverage
 
 
 def cmd_migrate(args) -> int:
@@ -51,9 +52,10 @@ def cmd_health(args) -> int:
             " skipped_inputs, usd, usd_saved FROM embedding_spend"
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = db.dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
+        models = coverage(conn)
     if args.json:
-        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes},
-                         default=str, indent=2))
+        print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes,
+                          "models": models}, default=str, indent=2))
         return 0
     h = health
     print(f"model:        {h['active_model']}")
@@ -64,6 +66,9 @@ def cmd_health(args) -> int:
     print(f"dead letters: {h['dead_lettered']}")
     print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
     print(f"status:       {h['status']}")
+    if len(models) > 1:  # a model switch (jobmatch model add): both models' coverage
+        for line in format_coverage(models):
+            print(f"model switch: {line}")
     for count, what in ((h.get("jobs_future_dated"), "posted more than a day in the future"),
                         (h.get("jobs_undated"), "without a posted date")):
         if count:
