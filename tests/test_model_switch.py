@@ -348,3 +348,35 @@ def test_the_target_queue_api_ignores_a_planted_pg_temp(conn, roles, data):  # n
                      "SELECT add_embedding_model('x', 'openai', 3)"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 hostile.execute(call)
+
+
+def test_the_targets_index_is_built_before_promotion_and_serves_the_first_query(world, conn):
+    from helpers import index_scans
+    from jobmatch.vector_index import rebuild
+
+    conn.execute("SELECT build_vector_index('job', NULL, 0, 'hnsw')")  # the old model's
+    add_target(world)
+    drain_target(world, Fake(TARGET, new_vec), "t")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="ivfflat"):
+        rebuild(conn, "job", method="ivfflat", model=TARGET)
+    built = rebuild(conn, "job", model=TARGET)
+    assert (built["index"], built["method"], built["rows"]) == (
+        "canonical_jobs_job_embedding_ann_next", "hnsw", 12)
+    # the old model's answers are untouched by it
+    world.execute("UPDATE embedding_models SET exact_scan_max_rows = 0")  # walk the index
+    world.execute("SELECT promote_embedding_model(%s)", [TARGET])
+    (definition,) = conn.execute("SELECT pg_get_indexdef('canonical_jobs_job_embedding_ann'::regclass)"
+                                 ).fetchone()
+    assert TARGET in definition
+    assert MODEL in conn.execute("SELECT pg_get_indexdef("
+                                 "'canonical_jobs_job_embedding_ann_next'::regclass)").fetchone()[0]
+    scans = index_scans(conn)
+    assert {m for _, m, _ in answers(world, 1)} == {"semantic"}
+    assert index_scans(conn) > scans  # the first query after the switch walked the new index
+    # rollback swaps them back; dropping the old model drops its index
+    world.execute("SELECT promote_embedding_model(%s)", [MODEL])
+    assert MODEL in conn.execute("SELECT pg_get_indexdef('canonical_jobs_job_embedding_ann'"
+                                 "::regclass)").fetchone()[0]
+    world.execute("SELECT drop_embedding_model(%s)", [TARGET])
+    assert conn.execute("SELECT to_regclass('canonical_jobs_job_embedding_ann_next')"
+                        ).fetchone() == (None,)

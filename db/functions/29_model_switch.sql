@@ -12,7 +12,9 @@
 -- Registers p_model as the target: recorded like set_embedding_model's
 -- (a `model@dims` name for fewer dimensions), and every job that can still
 -- be matched and every seeker queued for it at low priority (1), except
--- rows it has a vector for already (a previous model promoted back).
+-- rows it has a vector of the current profile-text version for already (a
+-- previous model added again). Run again after a profile-text version
+-- change during a switch: the triggers do not see one.
 -- Returns the rows queued. Refused while another model is the target, for
 -- the active model, and with no active model (`jobmatch migrate` first).
 CREATE OR REPLACE FUNCTION add_embedding_model(
@@ -60,16 +62,16 @@ BEGIN
     WHERE j.posted_date >= current_date - s.match_window_days - s.embed_margin_days
       AND NOT EXISTS (SELECT 1 FROM embedding_vectors AS v
                       WHERE v.model = p_model AND v.entity_type = 'job'
-                        AND v.entity_id = j.id)
+                        AND v.entity_id = j.id AND v.version = s.profile_text_version)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     INSERT INTO embedding_target_queue (model, entity_type, entity_id)
     SELECT p_model, 'user', u.user_id
-    FROM user_preferences AS u
+    FROM user_preferences AS u, jobmatch_settings AS s
     WHERE u.user_id IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM embedding_vectors AS v
                       WHERE v.model = p_model AND v.entity_type = 'user'
-                        AND v.entity_id = u.user_id)
+                        AND v.entity_id = u.user_id AND v.version = s.profile_text_version)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_users = ROW_COUNT;
     PERFORM pg_notify('jobmatch_embedding_queue', 'target');
@@ -99,6 +101,7 @@ DECLARE
     c record;
     v_jobs bigint;
     v_users bigint;
+    v_index text;
 BEGIN
     LOCK TABLE embedding_models IN SHARE ROW EXCLUSIVE MODE;
     v_old := active_embedding_model();
@@ -176,6 +179,28 @@ BEGIN
     WHERE is_active OR is_target;
     UPDATE embedding_models SET is_active = true WHERE model = p_model;
     UPDATE embedding_models SET is_target = true WHERE model = v_old.model;
+    -- p_model's vector indexes, built before (`jobmatch index rebuild
+    -- --model`, *_ann_next), filled by the swap above, take the serving
+    -- names, and the old model's take theirs for a rollback (renames take
+    -- no lock the bot or the writers wait for)
+    FOR v_index IN SELECT x FROM unnest(ARRAY['canonical_jobs_job_embedding_ann',
+                                              'user_preferences_user_embedding_ann']) AS x
+    LOOP
+        CONTINUE WHEN to_regclass(v_index || '_next') IS NULL;
+        IF to_regclass(v_index) IS NOT NULL THEN
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', v_index, v_index || '_swap');
+        END IF;
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', v_index || '_next', v_index);
+        IF to_regclass(v_index || '_swap') IS NOT NULL THEN
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', v_index || '_swap', v_index || '_next');
+        END IF;
+        UPDATE vector_index_builds AS b
+        SET model = p_model, method = v_new.index_method, halfvec = v_new.index_halfvec,
+            lists = NULL, built_at = now(),
+            rows_at_build = CASE WHEN b.table_name = 'canonical_jobs' THEN v_jobs
+                                 ELSE v_users END
+        WHERE b.index_name = v_index;
+    END LOOP;
     -- rows p_model had no vector of its row's text for (the last percent)
     PERFORM enqueue_stale_embeddings(NULL, 1);
     PERFORM pg_notify('jobmatch_embedding_queue', 'promote');
@@ -221,6 +246,9 @@ BEGIN
     WHERE embedding_model = p_model AND user_embedding IS NOT NULL;
     GET DIAGNOSTICS v_users = ROW_COUNT;
     UPDATE embedding_models SET is_target = false WHERE model = p_model;
+    -- its vector indexes (the *_ann_next ones are the non-active model's)
+    DROP INDEX IF EXISTS canonical_jobs_job_embedding_ann_next;
+    DROP INDEX IF EXISTS user_preferences_user_embedding_ann_next;
     RETURN v_side + v_jobs + v_users;
 END
 $$;

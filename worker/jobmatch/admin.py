@@ -99,16 +99,22 @@ def cmd_index(args) -> int:
     with db.connect(autocommit=True) as conn:
         try:
             halfvec = None if args.precision is None else args.precision == "halfvec"
-            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec)
+            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec,
+                             model=args.model)
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
     lists = f" lists={result['lists']}" if result["lists"] else ""
     since = (f" posted since {result['posted_since']:%Y-%m-%d}"
              if result.get("posted_since") else "")
     print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']}"
-          f" rows{since}")
+          f" rows{since}" + (f" (of {args.model}: it takes the serving name at"
+                              f" `jobmatch model promote {args.model}`)"
+                              if result["index"].endswith("_next") else ""))
     return 0
 
 

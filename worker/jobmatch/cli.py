@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(r, "--precision", "JOBMATCH_INDEX_PRECISION", None, choices=["vector", "halfvec"],
              help="index full-precision vectors or halfvec, half the memory (default: "
                   "embedding_models.index_halfvec, halfvec); stored like --method")
+    env_flag(r, "--model", "JOBMATCH_INDEX_MODEL", None,
+             help="whose vectors: the active model (default), or a model switch's target, "
+                  "whose HNSW index is built before `jobmatch model promote`")
     r.set_defaults(func=admin.cmd_index)
     t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
                                      "of seekers: recall@10 vs exact and latency; recommend")
