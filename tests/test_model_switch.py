@@ -380,3 +380,31 @@ def test_the_targets_index_is_built_before_promotion_and_serves_the_first_query(
     world.execute("SELECT drop_embedding_model(%s)", [TARGET])
     assert conn.execute("SELECT to_regclass('canonical_jobs_job_embedding_ann_next')"
                         ).fetchone() == (None,)
+
+
+def test_the_worker_embeds_the_active_queue_before_the_target(world, dsn):
+    from jobmatch.worker import Settings, Worker
+
+    add_target(world)
+    world.execute("UPDATE canonical_jobs SET title = title || ' II' WHERE id IN (1, 2)")
+    calls = []
+
+    class Logged(Fake):
+        def embed(self, items):
+            calls.append(self.model)
+            return super().embed(items)
+
+    made = {TARGET: Logged(TARGET, new_vec)}
+    w = Worker(dsn, Logged(MODEL, old_vec), Settings(once=True, refresh_interval=0, batch_size=4),
+               worker_id="order", make_embedder=lambda model, provider, dims: made.get(model))
+    assert w.run() == 0
+    # the two fresh edits of the active model first, then the target's 18 rows in batches of 4
+    assert calls[0] == MODEL and set(calls[1:]) == {TARGET} and len(calls) == 1 + 5
+    assert pending(world) == 0 and coverage(world, TARGET) == 100
+    # a worker that cannot make the target's embedder leaves its queue alone, and says so
+    world.execute("UPDATE canonical_jobs SET title = 'Welder III' WHERE id = 1")
+    w = Worker(dsn, Logged(MODEL, old_vec), Settings(once=True, refresh_interval=0),
+               worker_id="alone", make_embedder=None)
+    assert w.run() == 0
+    assert pending(world) == 0
+    assert world.execute("SELECT count(*) FROM embedding_target_queue").fetchone() == (1,)
