@@ -408,3 +408,22 @@ def test_the_worker_embeds_the_active_queue_before_the_target(world, dsn):
     assert w.run() == 0
     assert pending(world) == 0
     assert world.execute("SELECT count(*) FROM embedding_target_queue").fetchone() == (1,)
+
+
+def test_health_and_status_show_both_models_coverage(world, dsn):
+    add_target(world)
+    rows = queue.claim_target(world, "t", 15)
+    queue.complete_target(world, "t", TARGET, rows, [new_vec(r.text) for r in rows])
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)}
+    health = subprocess.run([sys.executable, "-m", "jobmatch.cli", "health"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert health.returncode == 0, health.stderr
+    lines = [line for line in health.stdout.splitlines() if line.startswith("model switch:")]
+    assert lines == [
+        f"model switch: active   {MODEL}: 100.00% covered (jobs in window 12/12, seekers 6/6)",
+        f"model switch: target   {TARGET}: 50.00% covered (jobs in window 12/12, seekers 3/6),"
+        " 3 queued"]
+    status = subprocess.run([sys.executable, "-m", "jobmatch.cli", "model", "status", "--json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert '"state": "target"' in status.stdout
