@@ -427,3 +427,31 @@ def test_health_and_status_show_both_models_coverage(world, dsn):
                             env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     assert '"state": "target"' in status.stdout
+
+
+def test_a_running_worker_follows_a_promotion_and_a_rollback(oconn, dsn, server, workers):
+    for i in range(6):
+        job(oconn, title=f"Plumber {i}", posted_date="now()")
+        user(oconn, i + 1, job_roles=[f"Plumber {i}"])
+    w = workers(dsn, server, "--poll-interval", "0.2", "--refresh-interval", "0")
+    wait_for(lambda: pending(oconn) == 0, what="the active model's fill")
+    oconn.execute("SELECT add_embedding_model(%s, 'openai', 256)", [OTARGET])
+    target_cov = ("SELECT coverage_pct FROM embedding_model_coverage WHERE model = %s")
+    wait_for(lambda: oconn.execute(target_cov, [OTARGET]).fetchone()[0] == 100,
+             what="the target's fill")
+    oconn.execute("SELECT promote_embedding_model(%s)", [OTARGET])
+    oconn.execute("UPDATE user_preferences SET job_roles = ARRAY['Roofer'] WHERE user_id = 1")
+    # the same worker embeds the edit for the new active model and for the old one (rollback)
+    wait_for(lambda: oconn.execute(
+        "SELECT embedding_model = %s AND embedding_text LIKE '%%Roofer%%' FROM user_preferences"
+        " WHERE user_id = 1", [OTARGET]).fetchone()[0], what="the new active model's vector")
+    wait_for(lambda: oconn.execute(
+        "SELECT count(*) FROM embedding_vectors WHERE model = %s AND entity_type = 'user'"
+        " AND entity_id = 1", [OMODEL]).fetchone()[0] == 1, what="the old model's vector")
+    oconn.execute("SELECT promote_embedding_model(%s)", [OMODEL])
+    oconn.execute("UPDATE user_preferences SET job_roles = ARRAY['Tiler'] WHERE user_id = 2")
+    wait_for(lambda: oconn.execute(
+        "SELECT embedding_model = %s AND embedding_text LIKE '%%Tiler%%' FROM user_preferences"
+        " WHERE user_id = 2", [OMODEL]).fetchone()[0], what="the rolled-back model's vector")
+    assert w.stop() == 0, w.stderr
+    assert "models changed" in w.stderr and "Traceback" not in w.stderr

@@ -475,7 +475,7 @@ class Worker:
                 previous, writing = writing, None
                 self._finish(previous)
                 if ready:
-                    writing = (batch, self._writer.submit(self._write_back, ready, model))
+                    writing = (batch, self._writer.submit(self._write_back, ready, model), model)
                 now = time.monotonic()
                 if now - last >= self.s.progress_interval:
                     event(log, "progress", rows_done=self.stats.claimed,
@@ -579,13 +579,13 @@ class Worker:
     def _write_back(self, ready: list, model: str) -> list:  # in the writer thread
         return write_back(self.write, self.id, model, ready, self.stats)
 
-    def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
+    def _finish(self, writing: tuple[list[queue.Claimed], Future, str] | None,
                 quiet: bool = False) -> None:
         """Waits for a write-back and handles its failure. quiet: another
         error is already on its way out; this one is only logged."""
         if writing is None:
             return
-        batch, future = writing
+        batch, future, model = writing
         try:
             refused = future.result()
         except psycopg.errors.InvalidParameterValue:
@@ -593,9 +593,8 @@ class Worker:
             if quiet:
                 return
             queue.release(self.conn, self.id, batch)
-            before = self.embedder
             self._check_model()
-            if self.embedder is not before:
+            if self.embedder.model != model:
                 return  # a model promoted meanwhile: the batch goes again, with it
             raise
         except psycopg.errors.InsufficientPrivilege:
