@@ -455,3 +455,14 @@ def test_a_running_worker_follows_a_promotion_and_a_rollback(oconn, dsn, server,
         " WHERE user_id = 2", [OMODEL]).fetchone()[0], what="the rolled-back model's vector")
     assert w.stop() == 0, w.stderr
     assert "models changed" in w.stderr and "Traceback" not in w.stderr
+
+
+def test_an_immediate_switch_to_the_target_ends_the_blue_green_switch(world):
+    add_target(world)
+    rows = queue.claim_target(world, "t", 5)
+    queue.complete_target(world, "t", TARGET, rows, [new_vec(r.text) for r in rows])
+    world.execute("SELECT set_embedding_model(%s, 'openai', 384, NULL, true)", [TARGET])
+    assert world.execute("SELECT count(*) FROM embedding_models WHERE is_target").fetchone() == (0,)
+    assert world.execute("SELECT count(*) FROM embedding_vectors").fetchone() == (0,)
+    assert world.execute("SELECT count(*) FROM embedding_target_queue").fetchone() == (0,)
+    assert pending(world) == 18  # the old way: every row re-embedded, keywords meanwhile

@@ -81,8 +81,11 @@ BEGIN
     END IF;
     IF v_active.model IS DISTINCT FROM p_model THEN
         UPDATE embedding_models SET is_active = false WHERE is_active;
-        -- a target switched to at once is the target no more
+        -- a target switched to at once is the target no more: its vectors
+        -- beside (the serving columns are re-embedded instead) and queue go
         UPDATE embedding_models SET is_active = true, is_target = false WHERE model = p_model;
+        DELETE FROM embedding_vectors WHERE model = p_model;
+        DELETE FROM embedding_target_queue WHERE model = p_model;
         IF v_active.model IS NOT NULL THEN
             PERFORM enqueue_stale_embeddings(NULL, 1);
         END IF;
