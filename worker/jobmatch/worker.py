@@ -466,7 +466,12 @@ class Worker:
                 batch = queue.claim(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
                 if not batch:
                     # the active model's fresh and stale rows go first; the
-                    # target's a batch at a time, then the active queue again
+                    # target's a batch at a time, then the active queue again.
+                    # The active write-back in flight finishes first: the
+                    # target's holds its rows FOR SHARE, and a fresh edit is
+                    # in both queues (the active one would park it).
+                    previous, writing = writing, None
+                    self._finish(previous)
                     if self._target_round():
                         continue
                     break
