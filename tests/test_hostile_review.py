@@ -251,7 +251,10 @@ def test_a_worker_cannot_lease_the_whole_queue_for_ever(conn, roles, data):
         for call in ["SELECT * FROM claim_embedding_batch('w', 10, '1000 years')",
                      "SELECT * FROM claim_embedding_backfill('w', 10, '3 days')",
                      "SELECT * FROM claim_embedding_batch('w', 2147483647)",
-                     "SELECT * FROM claim_embedding_backfill('w', 50001)"]:
+                     "SELECT * FROM claim_embedding_backfill('w', 50001)",
+                     # a blue/green switch's target queue (28_target_queue.sql) alike
+                     "SELECT * FROM claim_target_embeddings('w', 10, '1000 years')",
+                     "SELECT * FROM claim_target_embeddings('w', 50001)"]:
             with pytest.raises(psycopg.errors.InvalidParameterValue):
                 hostile.execute(call)
         # what the worker and the Batch API backfill ask for

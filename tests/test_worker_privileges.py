@@ -19,6 +19,12 @@ FUNCTIONS = {
     "record_embedding_usage": "record_embedding_usage(text, bigint, bigint, bigint)",
     "enqueue_stale_embeddings": "enqueue_stale_embeddings(interval, integer, integer)",
     "embedding_budget_state": "embedding_budget_state(text, bigint, numeric)",
+    # a model switch's target (jobmatch model add): the worker embeds both models
+    "claim_target_embeddings": "claim_target_embeddings(text, integer, interval)",
+    "complete_target_embeddings": ("complete_target_embeddings(text, text, text[], bigint[],"
+                                   " uuid[], vector[], vector[])"),
+    "fail_target_embeddings": "fail_target_embeddings(text, text[], bigint[], text)",
+    "release_target_embeddings": "release_target_embeddings(text, text[], bigint[])",
 }
 TABLES = ("embedding_models", "embedding_queue", "embedding_usage")
 

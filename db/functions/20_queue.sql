@@ -10,6 +10,45 @@ AS $$
     SELECT m FROM embedding_models AS m WHERE m.is_active
 $$;
 
+-- Records a model's row (a new one, or its threshold), refusing another
+-- dimension under the same name; set_embedding_model and
+-- add_embedding_model (a blue/green target) both record through it.
+CREATE OR REPLACE FUNCTION jobmatch_record_model(
+    p_model text,
+    p_provider text,
+    p_dimensions integer,
+    p_similarity_threshold double precision
+)
+RETURNS embedding_models
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_row embedding_models;
+BEGIN
+    SELECT * INTO v_row FROM embedding_models WHERE model = p_model;
+    IF FOUND AND v_row.dimensions <> p_dimensions THEN
+        RAISE EXCEPTION 'embedding model % is recorded with % dimensions, not %',
+            p_model, v_row.dimensions, p_dimensions
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a distinct model name for another dimension, e.g. '
+                         || p_model || '@' || p_dimensions;
+    END IF;
+    -- a reduced-dimension variant (model@512) costs what its model costs
+    INSERT INTO embedding_models (model, provider, dimensions, similarity_threshold,
+                                  usd_per_million_tokens, batch_usd_per_million_tokens)
+    SELECT p_model, p_provider, p_dimensions, coalesce(p_similarity_threshold, 0.65),
+           CASE WHEN p_provider = 'local' THEN 0 ELSE b.usd_per_million_tokens END,
+           CASE WHEN p_provider = 'local' THEN 0 ELSE b.batch_usd_per_million_tokens END
+    FROM (SELECT NULL) AS one
+    LEFT JOIN embedding_models AS b ON b.model = split_part(p_model, '@', 1)
+    ON CONFLICT (model) DO UPDATE
+        SET similarity_threshold = coalesce(p_similarity_threshold,
+                                            embedding_models.similarity_threshold);
+    SELECT * INTO v_row FROM embedding_models WHERE model = p_model;
+    RETURN v_row;
+END
+$$;
+
 -- Records the model the database embeds with. The first call activates it;
 -- a later call naming another model is refused unless p_switch, because
 -- vectors of two models can never be compared.
@@ -25,21 +64,14 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_active embedding_models;
-    v_row embedding_models;
 BEGIN
     IF p_model IS NULL OR btrim(p_model) = '' OR p_dimensions IS NULL THEN
         RAISE EXCEPTION 'set_embedding_model: model and dimensions are required'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     v_active := active_embedding_model();
-    SELECT * INTO v_row FROM embedding_models WHERE model = p_model;
-    IF FOUND AND v_row.dimensions <> p_dimensions THEN
-        RAISE EXCEPTION 'embedding model % is recorded with % dimensions, not %',
-            p_model, v_row.dimensions, p_dimensions
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use a distinct model name for another dimension, e.g. '
-                         || p_model || '@' || p_dimensions;
-    END IF;
+    -- (a refusal below rolls the recorded row back)
+    PERFORM jobmatch_record_model(p_model, p_provider, p_dimensions, p_similarity_threshold);
     IF v_active.model IS NOT NULL AND v_active.model <> p_model AND NOT p_switch THEN
         RAISE EXCEPTION 'this database embeds with % (% dimensions), not %',
             v_active.model, v_active.dimensions, p_model
@@ -47,20 +79,13 @@ BEGIN
                   HINT = 'Configure the worker for ' || v_active.model
                          || ', or switch models explicitly (every row is then re-embedded).';
     END IF;
-    -- a reduced-dimension variant (model@512) costs what its model costs
-    INSERT INTO embedding_models (model, provider, dimensions, similarity_threshold,
-                                  usd_per_million_tokens, batch_usd_per_million_tokens)
-    SELECT p_model, p_provider, p_dimensions, coalesce(p_similarity_threshold, 0.65),
-           CASE WHEN p_provider = 'local' THEN 0 ELSE b.usd_per_million_tokens END,
-           CASE WHEN p_provider = 'local' THEN 0 ELSE b.batch_usd_per_million_tokens END
-    FROM (SELECT NULL) AS one
-    LEFT JOIN embedding_models AS b ON b.model = split_part(p_model, '@', 1)
-    ON CONFLICT (model) DO UPDATE
-        SET similarity_threshold = coalesce(p_similarity_threshold,
-                                            embedding_models.similarity_threshold);
     IF v_active.model IS DISTINCT FROM p_model THEN
         UPDATE embedding_models SET is_active = false WHERE is_active;
-        UPDATE embedding_models SET is_active = true WHERE model = p_model;
+        -- a target switched to at once is the target no more: its vectors
+        -- beside (the serving columns are re-embedded instead) and queue go
+        UPDATE embedding_models SET is_active = true, is_target = false WHERE model = p_model;
+        DELETE FROM embedding_vectors WHERE model = p_model;
+        DELETE FROM embedding_target_queue WHERE model = p_model;
         IF v_active.model IS NOT NULL THEN
             PERFORM enqueue_stale_embeddings(NULL, 1);
         END IF;
@@ -97,6 +122,19 @@ BEGIN
             reembed = false,
             enqueued_at = CASE WHEN q.priority > 0 THEN now() ELSE q.enqueued_at END;
     GET DIAGNOSTICS v_count = ROW_COUNT;
+    -- A model switch in progress (29_model_switch.sql): vectors of the
+    -- other models are of the old text now, and the target needs the new
+    -- text's, as fresh work (priority 0).
+    DELETE FROM embedding_vectors AS v
+    WHERE v.entity_type = p_entity_type AND v.entity_id = ANY (p_entity_ids);
+    INSERT INTO embedding_target_queue AS t (model, entity_type, entity_id, priority)
+    SELECT m.model, p_entity_type, i.id, 0
+    FROM embedding_models AS m, unnest(p_entity_ids) AS i (id)
+    WHERE m.is_target AND i.id IS NOT NULL
+    ON CONFLICT (model, entity_type, entity_id) DO UPDATE
+        SET priority = 0, attempts = 0, run_after = now(), last_error = NULL,
+            locked_by = NULL, locked_until = NULL,
+            enqueued_at = CASE WHEN t.priority > 0 THEN now() ELSE t.enqueued_at END;
     IF EXISTS (SELECT 1 FROM embedding_dead_letter WHERE entity_type = p_entity_type) THEN
         DELETE FROM embedding_dead_letter
         WHERE entity_type = p_entity_type AND entity_id = ANY (p_entity_ids);

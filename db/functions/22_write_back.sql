@@ -91,6 +91,86 @@ AS $$
     FROM input AS i
 $$;
 
+-- The vectors a worker sends, checked before anything is written (for
+-- complete_embeddings and complete_target_embeddings, p_caller names it in
+-- the message): arrays of one length, one vector per entity, every vector
+-- of the model's dimensions and usable by pgvector's distance.
+CREATE OR REPLACE FUNCTION jobmatch_check_vectors(
+    p_caller text,
+    p_model embedding_models,
+    p_entity_types text[],
+    p_entity_ids bigint[],
+    p_text_hashes uuid[],
+    p_embeddings vector[],
+    p_role_embeddings vector[]
+)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_bad text;
+BEGIN
+    IF cardinality(p_entity_types) IS DISTINCT FROM cardinality(p_entity_ids)
+       OR cardinality(p_entity_ids) IS DISTINCT FROM cardinality(p_text_hashes)
+       OR cardinality(p_text_hashes) IS DISTINCT FROM cardinality(p_embeddings)
+       OR cardinality(p_embeddings) IS DISTINCT FROM coalesce(cardinality(p_role_embeddings),
+                                                              cardinality(p_embeddings)) THEN
+        RAISE EXCEPTION '%: argument arrays differ in length', p_caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT format('%s %s appears %s times', i.entity_type, i.entity_id, count(*))
+    INTO v_bad
+    FROM unnest(p_entity_types, p_entity_ids) AS i (entity_type, entity_id)
+    GROUP BY i.entity_type, i.entity_id
+    HAVING count(*) > 1
+    LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION '%: one vector per entity (%)', p_caller, v_bad
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A vector must be usable by the distance pgvector computes: its norm
+    -- is summed in single precision, so elements of 1e-30 have a norm of 0
+    -- there (though not in double) and every cosine with it reads 1.0. A
+    -- vector is its own nearest neighbour, at distance ~0, or it is refused;
+    -- the same for its half-precision copy, which the default index holds.
+    -- Role vectors (NULL allowed: a row without a role text) the same.
+    SELECT format('%s %s: %s%s', i.entity_type, i.entity_id,
+                  CASE WHEN i.is_role THEN 'role vector: ' ELSE '' END,
+                  CASE WHEN i.embedding IS NULL THEN 'NULL vector'
+                       WHEN i.entity_type IS NULL OR i.entity_id IS NULL
+                           OR i.text_hash IS NULL THEN 'NULL entity or hash'
+                       WHEN i.entity_type NOT IN ('job', 'user')
+                           THEN 'unknown entity type'
+                       WHEN vector_dims(i.embedding) <> p_model.dimensions
+                           THEN vector_dims(i.embedding) || ' dimensions, expected '
+                                || p_model.dimensions
+                       ELSE 'zero vector, or a norm that underflows to zero' END)
+    INTO v_bad
+    FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
+                coalesce(p_role_embeddings, '{}'))
+        AS r (entity_type, entity_id, text_hash, embedding, role_embedding)
+    CROSS JOIN LATERAL (
+        VALUES (r.entity_type, r.entity_id, r.text_hash, r.embedding, false),
+               (r.entity_type, r.entity_id, r.text_hash, r.role_embedding, true)
+    ) AS i (entity_type, entity_id, text_hash, embedding, is_role)
+    WHERE (i.embedding IS NULL AND NOT i.is_role)
+       OR i.entity_type IS NULL OR i.entity_id IS NULL
+       OR i.text_hash IS NULL OR i.entity_type NOT IN ('job', 'user')
+       OR vector_dims(i.embedding) <> p_model.dimensions
+       OR (i.embedding IS NOT NULL
+           AND NOT coalesce(cosine_distance(i.embedding, i.embedding) < 1e-3, false))
+       OR (vector_dims(i.embedding) <= 16000
+           AND NOT coalesce(cosine_distance(i.embedding::halfvec,
+                                            i.embedding::halfvec) < 1e-3, false))
+    ORDER BY i.is_role
+    LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION '%: refusing to store a bad vector (%)', p_caller, v_bad
+            USING ERRCODE = 'data_exception';
+    END IF;
+END
+$$;
+
 -- Writes vectors and settles their queue rows: written or gone -> leave the
 -- queue; changed -> the lease is released so the new text goes next; locked
 -- (an application transaction holds the row) -> the vector is parked on
@@ -185,7 +265,6 @@ SET lock_timeout = '100ms'
 AS $$
 DECLARE
     v_model embedding_models := active_embedding_model();
-    v_bad text;
     v_types text[];
     v_ids bigint[];
     v_hashes uuid[];
@@ -201,64 +280,9 @@ BEGIN
             p_model, coalesce(v_model.model, '(no model configured)')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF cardinality(p_entity_types) IS DISTINCT FROM cardinality(p_entity_ids)
-       OR cardinality(p_entity_ids) IS DISTINCT FROM cardinality(p_text_hashes)
-       OR cardinality(p_text_hashes) IS DISTINCT FROM cardinality(p_embeddings)
-       OR cardinality(p_embeddings) IS DISTINCT FROM coalesce(cardinality(p_role_embeddings),
-                                                              cardinality(p_embeddings)) THEN
-        RAISE EXCEPTION 'complete_embeddings: argument arrays differ in length'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT format('%s %s appears %s times', i.entity_type, i.entity_id, count(*))
-    INTO v_bad
-    FROM unnest(p_entity_types, p_entity_ids) AS i (entity_type, entity_id)
-    GROUP BY i.entity_type, i.entity_id
-    HAVING count(*) > 1
-    LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'complete_embeddings: one vector per entity (%)', v_bad
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- A vector must be usable by the distance pgvector computes: its norm
-    -- is summed in single precision, so elements of 1e-30 have a norm of 0
-    -- there (though not in double) and every cosine with it reads 1.0. A
-    -- vector is its own nearest neighbour, at distance ~0, or it is refused;
-    -- the same for its half-precision copy, which the default index holds.
-    -- Role vectors (NULL allowed: a row without a role text) the same.
-    SELECT format('%s %s: %s%s', i.entity_type, i.entity_id,
-                  CASE WHEN i.is_role THEN 'role vector: ' ELSE '' END,
-                  CASE WHEN i.embedding IS NULL THEN 'NULL vector'
-                       WHEN i.entity_type IS NULL OR i.entity_id IS NULL
-                           OR i.text_hash IS NULL THEN 'NULL entity or hash'
-                       WHEN i.entity_type NOT IN ('job', 'user')
-                           THEN 'unknown entity type'
-                       WHEN vector_dims(i.embedding) <> v_model.dimensions
-                           THEN vector_dims(i.embedding) || ' dimensions, expected '
-                                || v_model.dimensions
-                       ELSE 'zero vector, or a norm that underflows to zero' END)
-    INTO v_bad
-    FROM unnest(p_entity_types, p_entity_ids, p_text_hashes, p_embeddings,
-                coalesce(p_role_embeddings, '{}'))
-        AS r (entity_type, entity_id, text_hash, embedding, role_embedding)
-    CROSS JOIN LATERAL (
-        VALUES (r.entity_type, r.entity_id, r.text_hash, r.embedding, false),
-               (r.entity_type, r.entity_id, r.text_hash, r.role_embedding, true)
-    ) AS i (entity_type, entity_id, text_hash, embedding, is_role)
-    WHERE (i.embedding IS NULL AND NOT i.is_role)
-       OR i.entity_type IS NULL OR i.entity_id IS NULL
-       OR i.text_hash IS NULL OR i.entity_type NOT IN ('job', 'user')
-       OR vector_dims(i.embedding) <> v_model.dimensions
-       OR (i.embedding IS NOT NULL
-           AND NOT coalesce(cosine_distance(i.embedding, i.embedding) < 1e-3, false))
-       OR (vector_dims(i.embedding) <= 16000
-           AND NOT coalesce(cosine_distance(i.embedding::halfvec,
-                                            i.embedding::halfvec) < 1e-3, false))
-    ORDER BY i.is_role
-    LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'complete_embeddings: refusing to store a bad vector (%)', v_bad
-            USING ERRCODE = 'data_exception';
-    END IF;
+    PERFORM jobmatch_check_vectors('complete_embeddings', v_model, p_entity_types,
+                                   p_entity_ids, p_text_hashes, p_embeddings,
+                                   p_role_embeddings);
     -- Only rows this worker holds the lease of (claim_embedding_batch or
     -- claim_embedding_backfill handed them to it, and no edit or other
     -- worker took them since): the hash alone says the text is unchanged,

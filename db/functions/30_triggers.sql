@@ -46,11 +46,17 @@ BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM embedding_queue WHERE entity_type = 'job';
         DELETE FROM embedding_dead_letter WHERE entity_type = 'job';
+        DELETE FROM embedding_vectors WHERE entity_type = 'job';
+        DELETE FROM embedding_target_queue WHERE entity_type = 'job';
     ELSE
         DELETE FROM embedding_queue AS q USING old_rows AS o
         WHERE q.entity_type = 'job' AND q.entity_id = o.id;
         DELETE FROM embedding_dead_letter AS d USING old_rows AS o
         WHERE d.entity_type = 'job' AND d.entity_id = o.id;
+        DELETE FROM embedding_vectors AS v USING old_rows AS o
+        WHERE v.entity_type = 'job' AND v.entity_id = o.id;
+        DELETE FROM embedding_target_queue AS q USING old_rows AS o
+        WHERE q.entity_type = 'job' AND q.entity_id = o.id;
     END IF;
     RETURN NULL;
 END
@@ -94,11 +100,17 @@ BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM embedding_queue WHERE entity_type = 'user';
         DELETE FROM embedding_dead_letter WHERE entity_type = 'user';
+        DELETE FROM embedding_vectors WHERE entity_type = 'user';
+        DELETE FROM embedding_target_queue WHERE entity_type = 'user';
     ELSE
         DELETE FROM embedding_queue AS q USING old_rows AS o
         WHERE q.entity_type = 'user' AND q.entity_id = o.user_id;
         DELETE FROM embedding_dead_letter AS d USING old_rows AS o
         WHERE d.entity_type = 'user' AND d.entity_id = o.user_id;
+        DELETE FROM embedding_vectors AS v USING old_rows AS o
+        WHERE v.entity_type = 'user' AND v.entity_id = o.user_id;
+        DELETE FROM embedding_target_queue AS q USING old_rows AS o
+        WHERE q.entity_type = 'user' AND q.entity_id = o.user_id;
     END IF;
     RETURN NULL;
 END

@@ -151,15 +151,23 @@ $$;
 -- when the query is planned, and the planner proves that a window starting
 -- after posted_since lies inside the index.
 -- The CLI runs this DDL CONCURRENTLY; build_vector_index runs it in place.
-CREATE OR REPLACE FUNCTION vector_index_ddl(
+-- For any model's rows: the active one's (vector_index_ddl, below), or a
+-- model switch's target (`jobmatch index rebuild --model`), whose
+-- index is built before promotion: partial on the target's name, it holds
+-- no row until promote_embedding_model moves the target's vectors into the
+-- serving columns, and takes each one in as it does, so the first query
+-- after the switch finds it. Sized from the target's vectors beside;
+-- HNSW only (ivfflat learns its lists from the rows it indexes: none yet).
+CREATE OR REPLACE FUNCTION jobmatch_vector_index_ddl(
+    p_model embedding_models,
     p_entity_type text,
-    p_lists integer DEFAULT NULL,
-    p_min_rows bigint DEFAULT 10000,
-    p_index_name text DEFAULT NULL,
-    p_method text DEFAULT NULL,
-    p_halfvec boolean DEFAULT NULL,
-    p_hnsw_m integer DEFAULT 16,
-    p_hnsw_ef_construction integer DEFAULT 64
+    p_lists integer,
+    p_min_rows bigint,
+    p_index_name text,
+    p_method text,
+    p_halfvec boolean,
+    p_hnsw_m integer,
+    p_hnsw_ef_construction integer
 )
 RETURNS TABLE (
     index_name text, table_name text, method text, is_halfvec boolean,
@@ -168,7 +176,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_model embedding_models := active_embedding_model();
+    v_model embedding_models := p_model;
     v_column text;
     v_model_column text;
     v_needed bigint;
@@ -213,9 +221,25 @@ BEGIN
                || CASE WHEN posted_since IS NOT NULL
                        THEN format(' AND posted_date >= %L::timestamptz', posted_since)
                        ELSE '' END;
-    EXECUTE format('SELECT count(*) FROM %I WHERE %s AND %I IS NOT NULL',
-                   table_name, v_scope, v_column)
-        INTO row_count;
+    IF v_model.is_active THEN
+        EXECUTE format('SELECT count(*) FROM %I WHERE %s AND %I IS NOT NULL',
+                       table_name, v_scope, v_column)
+            INTO row_count;
+    ELSE
+        IF method <> 'hnsw' THEN
+            RAISE EXCEPTION 'an ivfflat index of % cannot be built before it is promoted',
+                v_model.model
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'ivfflat learns its lists from the rows it indexes: build HNSW'
+                             || ' (--method hnsw) before promotion, or ivfflat after it.';
+        END IF;
+        SELECT count(*) INTO row_count
+        FROM embedding_vectors AS v
+        LEFT JOIN canonical_jobs AS j ON v.entity_type = 'job' AND j.id = v.entity_id
+        WHERE v.model = v_model.model AND v.entity_type = p_entity_type
+          AND v.embedding IS NOT NULL
+          AND (posted_since IS NULL OR j.posted_date >= posted_since);
+    END IF;
     index_name := coalesce(p_index_name, table_name || '_' || v_column || '_ann');
     IF method = 'ivfflat' THEN
         lists := coalesce(p_lists, ivfflat_lists_for(row_count));
@@ -237,6 +261,28 @@ BEGIN
                   v_scope);
     RETURN NEXT;
 END
+$$;
+
+-- The active model's index (jobmatch_vector_index_ddl, above).
+CREATE OR REPLACE FUNCTION vector_index_ddl(
+    p_entity_type text,
+    p_lists integer DEFAULT NULL,
+    p_min_rows bigint DEFAULT 10000,
+    p_index_name text DEFAULT NULL,
+    p_method text DEFAULT NULL,
+    p_halfvec boolean DEFAULT NULL,
+    p_hnsw_m integer DEFAULT 16,
+    p_hnsw_ef_construction integer DEFAULT 64
+)
+RETURNS TABLE (
+    index_name text, table_name text, method text, is_halfvec boolean,
+    lists integer, row_count bigint, posted_since timestamptz, ddl text
+)
+LANGUAGE sql STABLE
+AS $$
+    SELECT * FROM jobmatch_vector_index_ddl(active_embedding_model(), p_entity_type, p_lists,
+                                            p_min_rows, p_index_name, p_method, p_halfvec,
+                                            p_hnsw_m, p_hnsw_ef_construction)
 $$;
 
 -- Records a finished build so `jobmatch health` can report drift. A job

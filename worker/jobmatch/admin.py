@@ -12,6 +12,7 @@ import psycopg
 
 from . import db
 from .config import model_spec
+from .model_switch import coverage, format_coverage
 
 
 def cmd_migrate(args) -> int:
@@ -58,12 +59,13 @@ def cmd_health(args) -> int:
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = db.dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
         security = db.dict_rows(conn.execute("SELECT * FROM jobmatch_schema_exposure()"))
+        models = coverage(conn)
     # planted functions or operators: code an untrusted role could run as
     # the owner (68_schema_guard.sql); the command fails, as migrate does
     status = 1 if any(s["kind"] != "create" for s in security) else 0
     if args.json:
         print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes,
-                          "security": security}, default=str, indent=2))
+                          "models": models, "security": security}, default=str, indent=2))
         return status
     h = health
     print(f"model:        {h['active_model']}")
@@ -74,6 +76,9 @@ def cmd_health(args) -> int:
     print(f"dead letters: {h['dead_lettered']}")
     print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
     print(f"status:       {h['status']}")
+    if len(models) > 1:  # a model switch (jobmatch model add): both models' coverage
+        for line in format_coverage(models):
+            print(f"model switch: {line}")
     for count, what in ((h.get("jobs_future_dated"), "posted more than a day in the future"),
                         (h.get("jobs_undated"), "without a posted date")):
         if count:
@@ -109,16 +114,22 @@ def cmd_index(args) -> int:
     with db.connect(autocommit=True) as conn:
         try:
             halfvec = None if args.precision is None else args.precision == "halfvec"
-            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec)
+            result = rebuild(conn, args.table, args.lists, args.min_rows, args.method, halfvec,
+                             model=args.model)
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     kind = f"{result['method']}{' halfvec' if result['halfvec'] else ''}"
     lists = f" lists={result['lists']}" if result["lists"] else ""
     since = (f" posted since {result['posted_since']:%Y-%m-%d}"
              if result.get("posted_since") else "")
     print(f"built {result['index']} on {result['table']}: {kind}{lists} over {result['rows']}"
-          f" rows{since}")
+          f" rows{since}" + (f" (of {args.model}: it takes the serving name at"
+                              f" `jobmatch model promote {args.model}`)"
+                              if result["index"].endswith("_next") else ""))
     return 0
 
 

@@ -53,10 +53,12 @@ def _texts(c: queue.Claimed) -> list[tuple[str, str]]:
 
 
 def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
-                batch: list[queue.Claimed], stats: DrainStats) -> list[ReadyToWrite]:
+                batch: list[queue.Claimed], stats: DrainStats,
+                fail=queue.fail) -> list[ReadyToWrite]:
     """Embeds one claimed batch outside any transaction. A rejected batch is
     bisected, so one bad row fails alone (backoff, then dead letter) and the
-    rest of its batch is returned. ProviderUnavailable (incl. BadResponse)
+    rest of its batch is returned (`fail`: the queue's, queue.fail_target for
+    a target model's rows). ProviderUnavailable (incl. BadResponse)
     and ProviderAuthError propagate: the provider, not a row, is at fault and
     the caller decides."""
     # Both texts of a row go in the same call, side by side (so in the same
@@ -73,10 +75,10 @@ def embed_batch(conn: psycopg.Connection, embedder: Embedder, worker_id: str,
         if len({(c.entity_type, c.text) for c in batch}) > 1:
             mid = len(batch) // 2
             log.info("embedding rejected for %d rows, bisecting: %s", len(batch), exc)
-            return (embed_batch(conn, embedder, worker_id, batch[:mid], stats)
-                    + embed_batch(conn, embedder, worker_id, batch[mid:], stats))
+            return (embed_batch(conn, embedder, worker_id, batch[:mid], stats, fail)
+                    + embed_batch(conn, embedder, worker_id, batch[mid:], stats, fail))
         stats.failed += len(batch)  # one row's texts, maybe several rows
-        stats.dead_lettered += queue.fail(conn, worker_id, batch, f"{type(exc).__name__}: {exc}")
+        stats.dead_lettered += fail(conn, worker_id, batch, f"{type(exc).__name__}: {exc}")
         log.warning("embedding failed for %s %s: %s", batch[0].entity_type,
                     ", ".join(str(c.entity_id) for c in batch), exc)
         return []
@@ -215,3 +217,17 @@ def drain(conn: psycopg.Connection, embedder: Embedder, worker_id: str, *,
         process_batch(conn, embedder, worker_id, batch, stats)
         if progress:
             progress(stats)
+
+
+def drain_target(conn: psycopg.Connection, embedder: Embedder, worker_id: str, *,
+                 batch_size: int = 64, lease_seconds: float = 300.0) -> DrainStats:
+    """drain() for the target model of a switch (jobmatch model add): its
+    queue until nothing is ready, vectors stored beside the serving ones."""
+    stats = DrainStats()
+    while batch := queue.claim_target(conn, worker_id, batch_size, lease_seconds):
+        stats.claimed += len(batch)
+        stats.batches += 1
+        for part in embed_batch(conn, embedder, worker_id, batch, stats, fail=queue.fail_target):
+            stats.written += queue.complete_target(conn, worker_id, embedder.model, part.batch,
+                                                   part.vectors, part.role_vectors)
+    return stats

@@ -123,6 +123,21 @@ def build_embedder(args, sleep=time.sleep):
                           concurrency=args.concurrency, sleep=sleep)
 
 
+def embedder_factory(args, sleep=time.sleep):
+    """make_embedder(model, provider, dimensions) for the other model of a
+    switch (worker.py): the worker's own settings, another model's row."""
+    from .openai_embedder import OpenAIEmbedder
+
+    def make(model: str, provider: str, dimensions: int):
+        if provider == "local":
+            return LocalEmbedder()  # the one bundled model; checked against the row
+        return OpenAIEmbedder(model=model.split("@")[0], dimensions=dimensions,
+                              timeout=args.openai_timeout, max_retries=args.max_retries,
+                              max_inputs_per_request=args.request_size,
+                              concurrency=args.concurrency, sleep=sleep)
+    return make
+
+
 def _lease_check(embedder, args) -> None:
     """Warns when one batch can outlast its lease: another worker would
     then claim the same rows and pay for them twice."""
@@ -188,7 +203,7 @@ def cmd_worker(args) -> int:
     previous = _install_signals(stop)
     try:
         return Worker(db.database_url(), embedder, settings, stop, args.worker_id,
-                      metrics).run()
+                      metrics, make_embedder=embedder_factory(args, sleep=stop.sleep)).run()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -297,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_flag(r, "--precision", "JOBMATCH_INDEX_PRECISION", None, choices=["vector", "halfvec"],
              help="index full-precision vectors or halfvec, half the memory (default: "
                   "embedding_models.index_halfvec, halfvec); stored like --method")
+    env_flag(r, "--model", "JOBMATCH_INDEX_MODEL", None,
+             help="whose vectors: the active model (default), or a model switch's target, "
+                  "whose HNSW index is built before `jobmatch model promote`")
     r.set_defaults(func=admin.cmd_index)
     t = isub.add_parser("tune", help="sweep probes / ef_search (and candidate lists) on a sample "
                                      "of seekers: recall@10 vs exact and latency; recommend")
@@ -318,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                help="store the recommendation in embedding_models (ivfflat_probes/hnsw_ef_search)")
     env_switch(t, "--json", "JOBMATCH_JSON", help="print JSON")
     t.set_defaults(func=admin.cmd_index_tune)
+
+    from .model_switch import add_parser as add_model_parser  # model add/promote/drop
+
+    add_model_parser(sub)
 
     p = sub.add_parser("worker", help="fill embedding vectors as rows change (LISTEN + poll)")
     add_worker_flags(p)

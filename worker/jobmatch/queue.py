@@ -88,3 +88,51 @@ def record_usage(conn: psycopg.Connection, model: str, requests: int, inputs: in
 def pending(conn: psycopg.Connection) -> int:
     ((n,),) = _run(conn, "SELECT count(*) FROM embedding_queue", [])
     return n
+
+
+# The target model's queue during a blue/green switch (db/functions/28_target_queue.sql):
+# the same calls, its vectors stored beside the serving ones.
+def claim_target(conn: psycopg.Connection, worker_id: str, limit: int,
+                 lease_seconds: float = 300.0) -> list[Claimed]:
+    rows = _run(conn, "SELECT * FROM claim_target_embeddings(%s, %s, make_interval(secs => %s))",
+                [worker_id, limit, lease_seconds])
+    return [Claimed(*row) for row in rows]
+
+
+def complete_target(conn: psycopg.Connection, worker_id: str, model: str,
+                    claimed: Sequence[Claimed], vectors: Sequence,
+                    role_vectors: Sequence | None = None) -> int:
+    if not claimed:
+        return 0
+    roles = None
+    if role_vectors is not None:
+        roles = [None if v is None else np.asarray(v, dtype=np.float32) for v in role_vectors]
+    ((written,),) = _run(
+        conn,
+        "SELECT complete_target_embeddings(%s, %s, %s, %s, %s, %b, %b::vector[])",
+        [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
+         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors],
+         roles],
+    )
+    return written
+
+
+def fail_target(conn: psycopg.Connection, worker_id: str, claimed: Sequence[Claimed],
+                error: str) -> int:
+    if not claimed:
+        return 0
+    ((dead,),) = _run(conn, "SELECT fail_target_embeddings(%s, %s, %s, %s)",
+                      [worker_id, [c.entity_type for c in claimed],
+                       [c.entity_id for c in claimed], error])
+    return dead
+
+
+def release_target(conn: psycopg.Connection, worker_id: str,
+                   claimed: Sequence[Claimed] | None = None) -> int:
+    types = ids = None
+    if claimed is not None:
+        types = [c.entity_type for c in claimed]
+        ids = [c.entity_id for c in claimed]
+    ((n,),) = _run(conn, "SELECT release_target_embeddings(%s, %s, %s)",
+                   [worker_id, types, ids])
+    return n

@@ -52,7 +52,10 @@ CONNECT_OPTIONS = dict(keepalives=1, keepalives_idle=30, keepalives_interval=10,
 # grants exactly these to jobmatch_worker). Checked at start: a missing right
 # is a person's job to fix (exit 2), not a batch to embed and then charge.
 WORKER_FUNCTIONS = ("claim_embedding_batch", "complete_embeddings", "fail_embeddings",
-                    "release_embeddings", "record_embedding_usage")
+                    "release_embeddings", "record_embedding_usage",
+                    # a blue/green model switch's target (28_target_queue.sql)
+                    "claim_target_embeddings", "complete_target_embeddings",
+                    "fail_target_embeddings", "release_target_embeddings")
 REFRESH_FUNCTION = "enqueue_stale_embeddings"  # unless --refresh-interval 0
 WORKER_TABLES = ("embedding_models", "embedding_queue")
 BUDGET_FUNCTION = "embedding_budget_state"  # with --daily-token-budget / --daily-budget-usd
@@ -133,8 +136,16 @@ def _model_flags(model: str, provider: str, dimensions: int) -> str:
 class Worker:
     def __init__(self, dsn: str, embedder, settings: Settings | None = None,
                  stop: StopSignal | None = None, worker_id: str | None = None,
-                 metrics=None):
+                 metrics=None, make_embedder=None):
         self.dsn, self.embedder = dsn, embedder
+        # During a model switch the worker embeds for both models: the one it
+        # is configured for, and the other (active or target) made by
+        # make_embedder(model, provider, dimensions) from the database's row.
+        self.configured = embedder
+        self.make_embedder = make_embedder
+        self._made: dict[str, object] = {}
+        self.target = None  # the target model's embedder, while there is one
+        self._models: tuple | None = None  # (active row, target row) last seen
         self.metrics = metrics  # jobmatch.metrics.WorkerMetrics, or None
         self.s = settings or Settings()
         self.stop = stop or StopSignal()
@@ -173,6 +184,7 @@ class Worker:
         if self.conn is not None and not self.conn.closed:
             try:  # nothing is in flight any more: give every lease back now
                 released = queue.release(self.conn, self.id)
+                released += queue.release_target(self.conn, self.id)
             except psycopg.Error:
                 pass  # the leases expire instead
         event(log, "worker stopped", worker=self.id, signal=self.stop.signum, released=released,
@@ -290,23 +302,77 @@ class Worker:
         raise WorkerExit(EXIT_CONFIG, f"jobmatch worker: role {role} lacks {what}; {fix}")
 
     def _check_model(self) -> None:
-        """The database decides the model: vectors of two models never mix."""
+        """The database decides the model: vectors of two models never mix. A
+        worker configured for the target of a model switch (or for the
+        previous model, after a promotion) embeds the active model with an
+        embedder made from its row, and its own model as the target."""
         try:
-            row = self.conn.execute("SELECT model, provider, dimensions FROM embedding_models"
-                                    " WHERE is_active").fetchone()
+            rows = self.conn.execute(
+                "SELECT model, provider, dimensions, is_active FROM embedding_models"
+                " WHERE is_active OR is_target").fetchall()
         except psycopg.errors.UndefinedTable:
-            row = None
-        mine = (self.embedder.model, self.embedder.provider, self.embedder.dimensions)
+            rows = []
+        except psycopg.errors.UndefinedColumn:  # a database from before migration 0017
+            rows = [r + (True,) for r in self.conn.execute(
+                "SELECT model, provider, dimensions FROM embedding_models WHERE is_active")]
+        row = next((r[:3] for r in rows if r[3]), None)
+        target = next((r[:3] for r in rows if not r[3]), None)
+        self._models = (row, target)
+        c = self.configured
+        mine = (c.model, c.provider, c.dimensions)
         if row is None:
             raise WorkerExit(EXIT_CONFIG, "this database has no embedding model recorded: run "
                              f"`jobmatch migrate {_model_flags(*mine)}` first")
-        if (row[0], row[2]) != (mine[0], mine[2]):
+        if (row[0], row[2]) == (mine[0], mine[2]):
+            self.embedder = c
+        elif (target is not None and (target[0], target[2]) == (mine[0], mine[2])
+              and self._embedder_for(row) is not None):
+            self.embedder = self._embedder_for(row)
+        else:
             raise WorkerExit(
                 EXIT_CONFIG,
                 f"model mismatch: this database embeds with {row[0]} ({row[1]}, {row[2]} dimensions) "
                 f"but the worker is configured for {mine[0]} ({mine[1]}, {mine[2]} dimensions). "
                 f"Fix: run the worker with `{_model_flags(*row)}`, or switch the database with "
-                f"`jobmatch migrate {_model_flags(*mine)} --switch-model` (re-embeds every row)")
+                f"`jobmatch model add {mine[0]} --dimensions {mine[2]}` (blue/green, no downtime)"
+                f" or `jobmatch migrate {_model_flags(*mine)} --switch-model` (re-embeds every row)")
+        self.target = None
+        if target is not None:
+            self.target = (c if (target[0], target[2]) == (mine[0], mine[2])
+                           else self._embedder_for(target))
+
+    def _embedder_for(self, row: tuple):
+        """An embedder for model row (model, provider, dimensions), or None
+        (logged once) when this worker cannot make one."""
+        model, provider, dims = row
+        if model in self._made:
+            return self._made[model]
+        made = None
+        try:
+            if self.make_embedder is not None:
+                made = self.make_embedder(model, provider, dims)
+            if made is not None and (made.model, made.dimensions) != (model, dims):
+                made = None
+        except Exception as exc:  # noqa: BLE001 - a missing key, an unknown local model
+            event(log, "cannot embed with this model", logging.WARNING, model=model,
+                  error=str(exc))
+            made = None
+        if made is None:
+            event(log, "this worker cannot embed a model of the switch: another worker must",
+                  logging.WARNING, model=model, provider=provider, dimensions=dims)
+        self._made[model] = made
+        return made
+
+    def _sync_models(self) -> None:
+        """Notices a model added, promoted or dropped while running."""
+        rows = self.conn.execute("SELECT model, provider, dimensions, is_active"
+                                 " FROM embedding_models WHERE is_active OR is_target").fetchall()
+        seen = (next((r[:3] for r in rows if r[3]), None),
+                next((r[:3] for r in rows if not r[3]), None))
+        if seen != self._models:
+            event(log, "models changed", active=seen[0] and seen[0][0],
+                  target=seen[1] and seen[1][0])
+            self._check_model()
 
     # the loop --------------------------------------------------------------------
     def _loop(self) -> None:
@@ -399,12 +465,22 @@ class Worker:
             while not self.stop.is_set and not self._budget_reached():
                 batch = queue.claim(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
                 if not batch:
+                    # the active model's fresh and stale rows go first; the
+                    # target's a batch at a time, then the active queue again.
+                    # The active write-back in flight finishes first: the
+                    # target's holds its rows FOR SHARE, and a fresh edit is
+                    # in both queues (the active one would park it).
+                    previous, writing = writing, None
+                    self._finish(previous)
+                    if self._target_round():
+                        continue
                     break
+                model = self.embedder.model  # the vectors' model, whatever changes meanwhile
                 ready = self._embed(batch)
                 previous, writing = writing, None
                 self._finish(previous)
                 if ready:
-                    writing = (batch, self._writer.submit(self._write_back, ready))
+                    writing = (batch, self._writer.submit(self._write_back, ready, model), model)
                 now = time.monotonic()
                 if now - last >= self.s.progress_interval:
                     event(log, "progress", rows_done=self.stats.claimed,
@@ -450,16 +526,71 @@ class Worker:
             self.stop.wait(pause)
         return []
 
-    def _write_back(self, ready: list) -> list:  # in the writer thread
-        return write_back(self.write, self.id, self.embedder.model, ready, self.stats)
+    def _target_round(self) -> bool:
+        """One batch of the target model's queue (a model switch), embedded
+        and written here; False when there is none ready (or no target)."""
+        self._sync_models()
+        if self.target is None:
+            return False
+        batch = queue.claim_target(self.conn, self.id, self.s.batch_size, self.s.lease_seconds)
+        if not batch:
+            return False
+        self.stats.claimed += len(batch)
+        self.stats.batches += 1
+        try:
+            ready = embed_batch(self.conn, self.target, self.id, batch, self.stats,
+                                fail=queue.fail_target)
+            self._down = 0
+        except Stopping:
+            queue.release_target(self.conn, self.id, batch)
+            return False
+        except ProviderAuthError as exc:
+            queue.release_target(self.conn, self.id, batch)
+            raise WorkerExit(EXIT_AUTH, f"{exc}; stopping, because retrying cannot help: "
+                             "fix the key and restart the worker") from None
+        except ProviderUnavailable as exc:
+            self.stats.failed += len(batch)
+            queue.fail_target(self.conn, self.id, batch, f"{type(exc).__name__}: {exc}")
+            if self.s.once:
+                raise WorkerExit(EXIT_ERROR, f"provider unavailable: {exc}") from None
+            pause = backoff(self._down, self.s.pause_seconds, PAUSE_CAP)
+            self._down += 1
+            event(log, "provider unavailable, pausing", logging.WARNING, error=str(exc),
+                  rows=len(batch), pause_s=round(pause, 1), model=self.target.model)
+            self.stop.wait(pause)
+            return False
+        for part in ready:
+            try:
+                self.stats.written += queue.complete_target(
+                    self.conn, self.id, self.target.model, part.batch, part.vectors,
+                    part.role_vectors)
+            except psycopg.errors.InvalidParameterValue:
+                # promoted or dropped meanwhile: those vectors have no place now
+                queue.release_target(self.conn, self.id, part.batch)
+                self._sync_models()
+                return True
+            except psycopg.OperationalError:
+                raise
+            except psycopg.errors.InsufficientPrivilege:
+                queue.release_target(self.conn, self.id, part.batch)
+                raise
+            except psycopg.Error as exc:
+                event(log, "target write-back failed", logging.ERROR, error=str(exc),
+                      rows=len(part.batch))
+                self.stats.failed += len(part.batch)
+                queue.fail_target(self.conn, self.id, part.batch, f"database: {exc}")
+        return True
 
-    def _finish(self, writing: tuple[list[queue.Claimed], Future] | None,
+    def _write_back(self, ready: list, model: str) -> list:  # in the writer thread
+        return write_back(self.write, self.id, model, ready, self.stats)
+
+    def _finish(self, writing: tuple[list[queue.Claimed], Future, str] | None,
                 quiet: bool = False) -> None:
         """Waits for a write-back and handles its failure. quiet: another
         error is already on its way out; this one is only logged."""
         if writing is None:
             return
-        batch, future = writing
+        batch, future, model = writing
         try:
             refused = future.result()
         except psycopg.errors.InvalidParameterValue:
@@ -468,6 +599,8 @@ class Worker:
                 return
             queue.release(self.conn, self.id, batch)
             self._check_model()
+            if self.embedder.model != model:
+                return  # a model promoted meanwhile: the batch goes again, with it
             raise
         except psycopg.errors.InsufficientPrivilege:
             if quiet:
