@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from helpers import MODEL, drain_with, unit
+from support.data import MODEL, drain_with, unit
 from test_hostile_callers import data, login, roles  # noqa: F401  (fixtures)
 
 DENIED = psycopg.errors.InsufficientPrivilege

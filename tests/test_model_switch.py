@@ -14,12 +14,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from fake_openai import fake_embedding
-from helpers import MODEL, job, user
 from jobmatch import queue
 from jobmatch.batch import drain, drain_target
-from worker_support import (DIMS as ODIMS, MODEL as OMODEL, ROOT, oconn, server,  # noqa: F401
-                            pending, run_worker, wait_for, workers)
+from support.common import wait_for
+from support.data import MODEL, job, user
+from support.fake_openai import fake_embedding
+from support.worker import DIMS as ODIMS, MODEL as OMODEL, ROOT, pending, run_worker
 
 TARGET = "text-embedding-3-small@384"  # 384 dimensions, like the active local model
 
@@ -351,7 +351,7 @@ def test_the_target_queue_api_ignores_a_planted_pg_temp(conn, roles, data):  # n
 
 
 def test_the_targets_index_is_built_before_promotion_and_serves_the_first_query(world, conn):
-    from helpers import index_scans
+    from support.data import index_scans
     from jobmatch.vector_index import rebuild
 
     conn.execute("SELECT build_vector_index('job', NULL, 0, 'hnsw')")  # the old model's
