@@ -27,7 +27,7 @@ from jobmatch.demo_data import generate_jobs, generate_seekers
 from jobmatch.embedders import LocalEmbedder
 from jobmatch.vector_index import rebuild
 
-from .quality.load import prepare_database
+from .quality.load_data import prepare_database
 
 TARGET = "multilingual-e5-small@switch"
 
