@@ -164,8 +164,13 @@ FOR EACH STATEMENT EXECUTE FUNCTION user_preferences_dequeue_deleted();
 -- with no text change (any job in front of every seeker). Such a write by
 -- anyone without the table owner's rights is refused. Invoker's rights (the
 -- check is of who writes), search_path pinned (nothing of the caller's is
--- resolved); the WHEN clauses keep it off every statement that leaves these
--- columns alone, so bulk loads and ordinary edits never call it.
+-- resolved). It fires only for statements naming these columns (UPDATE
+-- OF; an INSERT only with one of them set), so bulk loads and ordinary edits
+-- never call it; an UPDATE that names them but leaves them as they were is
+-- let through. The comparison is in the body, not a WHEN clause: vector
+-- equality is pgvector's operator in public, which a trigger's WHEN would
+-- resolve through the session's search_path, and pg_restore (search_path
+-- empty) could not recreate the trigger.
 CREATE OR REPLACE FUNCTION jobmatch_guard_vector_columns()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -177,6 +182,29 @@ BEGIN
            (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = TG_RELID),
            'USAGE') THEN
         RETURN NEW;
+    END IF;
+    -- nested: an expression naming the other table's columns fails when
+    -- it is prepared, so each is reached only for its own table
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'canonical_jobs' THEN
+        IF (OLD.job_embedding, OLD.job_role_embedding, OLD.job_embedding_text,
+            OLD.job_embedding_hash, OLD.job_embedding_model, OLD.job_embedding_updated_at,
+            OLD.job_embedding_xmin, OLD.embedding_version)
+           IS NOT DISTINCT FROM
+           (NEW.job_embedding, NEW.job_role_embedding, NEW.job_embedding_text,
+            NEW.job_embedding_hash, NEW.job_embedding_model, NEW.job_embedding_updated_at,
+            NEW.job_embedding_xmin, NEW.embedding_version) THEN
+            RETURN NEW;
+        END IF;
+    ELSIF TG_OP = 'UPDATE' THEN
+        IF (OLD.user_embedding, OLD.user_role_embedding, OLD.embedding_text,
+            OLD.embedding_hash, OLD.embedding_model, OLD.embedding_updated_at,
+            OLD.embedding_xmin, OLD.embedding_version)
+           IS NOT DISTINCT FROM
+           (NEW.user_embedding, NEW.user_role_embedding, NEW.embedding_text,
+            NEW.embedding_hash, NEW.embedding_model, NEW.embedding_updated_at,
+            NEW.embedding_xmin, NEW.embedding_version) THEN
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION '%: only jobmatch writes the vector columns (vectors, their hash, text, model, stamps)',
         TG_TABLE_NAME
@@ -201,17 +229,6 @@ BEFORE UPDATE OF job_embedding, job_role_embedding, job_embedding_text, job_embe
 job_embedding_model, job_embedding_updated_at, job_embedding_xmin, embedding_version
 ON canonical_jobs
 FOR EACH ROW
-WHEN ((
-    old.job_embedding, old.job_role_embedding, old.job_embedding_text,
-    old.job_embedding_hash, old.job_embedding_model, old.job_embedding_updated_at,
-    old.job_embedding_xmin, old.embedding_version
-)
-IS DISTINCT FROM
-(
-    new.job_embedding, new.job_role_embedding, new.job_embedding_text,
-    new.job_embedding_hash, new.job_embedding_model, new.job_embedding_updated_at,
-    new.job_embedding_xmin, new.embedding_version
-))
 EXECUTE FUNCTION jobmatch_guard_vector_columns();
 
 CREATE OR REPLACE TRIGGER user_preferences_vector_columns_insert
@@ -229,15 +246,4 @@ BEFORE UPDATE OF user_embedding, user_role_embedding, embedding_text, embedding_
 embedding_model, embedding_updated_at, embedding_xmin, embedding_version
 ON user_preferences
 FOR EACH ROW
-WHEN ((
-    old.user_embedding, old.user_role_embedding, old.embedding_text, old.embedding_hash,
-    old.embedding_model, old.embedding_updated_at, old.embedding_xmin,
-    old.embedding_version
-)
-IS DISTINCT FROM
-(
-    new.user_embedding, new.user_role_embedding, new.embedding_text, new.embedding_hash,
-    new.embedding_model, new.embedding_updated_at, new.embedding_xmin,
-    new.embedding_version
-))
 EXECUTE FUNCTION jobmatch_guard_vector_columns();
