@@ -16,7 +16,7 @@ Database: a dedicated embedded PostgreSQL 18 + pgvector
 /var/tmp/jobmatch-bench-alerts/pgdata) or DATABASE_URL, database
 bench_alerts_<seekers>_<dims>, migrated with `jobmatch migrate`, loaded by
 binary COPY once (later runs reuse it). The seekers' index is what
-`jobmatch index rebuild --table user` builds (vector_index_ddl('user'): HNSW
+`jobmatch index rebuild --table user` builds (jobmatch_vector_index_ddl('user'): HNSW
 on halfvec, m 16, ef_construction 64, for the model's defaults).
 
 Measured:
@@ -222,9 +222,9 @@ def build_user_index(conn, info: dict, method: str) -> dict:
         return built
     conn.execute("SET maintenance_work_mem = '6GB'")
     conn.execute("SET max_parallel_maintenance_workers = 1")
-    log(f"building the seekers' index (vector_index_ddl('user'), {method}) ...")
+    log(f"building the seekers' index (jobmatch_vector_index_ddl('user'), {method}) ...")
     t0 = time.perf_counter()
-    row = conn.execute("SELECT * FROM build_vector_index('user', NULL, 0, %s, true)",
+    row = conn.execute("SELECT * FROM jobmatch_build_vector_index('user', NULL, 0, %s, true)",
                        [method]).fetchone()
     seconds = time.perf_counter() - t0
     size = conn.execute("SELECT pg_relation_size('user_preferences_user_embedding_ann')"

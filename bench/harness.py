@@ -183,13 +183,14 @@ def verify(conn, dims: int = DIMS, model: str = MODEL) -> Verdict:
     text is the current text, the vector equals fake_embedding(text), and the
     role vector fake_embedding(role text) (none when the text has no role)."""
     rows = conn.execute(
-        "SELECT 'job', id, job_profile_text(j), job_embedding_text, job_embedding_model,"
-        "       job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), job_embedding,"
+        "SELECT 'job', id, jobmatch_job_profile_text(j), job_embedding_text, job_embedding_model,"
+        "       job_embedding_hash = jobmatch_text_hash(jobmatch_job_profile_text(j)),"
+        "       job_embedding,"
         "       jobmatch_job_role_text(j), job_role_embedding"
         " FROM canonical_jobs AS j"
         " UNION ALL"
-        " SELECT 'user', user_id, user_profile_text(u), embedding_text, embedding_model,"
-        "       embedding_hash = jobmatch_text_hash(user_profile_text(u)), user_embedding,"
+        " SELECT 'user', user_id, jobmatch_user_profile_text(u), embedding_text, embedding_model,"
+        "       embedding_hash = jobmatch_text_hash(jobmatch_user_profile_text(u)), user_embedding,"
         "       jobmatch_user_role_text(u), user_role_embedding"
         " FROM user_preferences AS u").fetchall()
     v = Verdict(rows=len(rows))
@@ -216,8 +217,8 @@ def texts_needed(conn) -> int:
     (a row sends up to two; identical texts of one kind are one)."""
     return count(conn, """
         SELECT count(DISTINCT (t.kind, t.text)) FROM (
-            SELECT 'job' AS kind, job_profile_text(j) AS text FROM canonical_jobs AS j
+            SELECT 'job' AS kind, jobmatch_job_profile_text(j) AS text FROM canonical_jobs AS j
             UNION ALL SELECT 'job', jobmatch_job_role_text(j) FROM canonical_jobs AS j
-            UNION ALL SELECT 'user', user_profile_text(u) FROM user_preferences AS u
+            UNION ALL SELECT 'user', jobmatch_user_profile_text(u) FROM user_preferences AS u
             UNION ALL SELECT 'user', jobmatch_user_role_text(u) FROM user_preferences AS u
         ) AS t WHERE t.text IS NOT NULL""")

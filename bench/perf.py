@@ -278,7 +278,7 @@ def ensure_index(conn, method: str, halfvec: bool, m: int, efc: int, dims: int,
     # window plus jobmatch_settings.index_margin_days)
     _n, table, _meth, _half, lists, nrows, since, ddl = conn.execute(
         "SELECT index_name, table_name, method, is_halfvec, lists, row_count, posted_since, ddl"
-        " FROM vector_index_ddl('job', NULL, %s, NULL, %s, %s, %s, %s)",
+        " FROM jobmatch_vector_index_ddl('job', NULL, %s, NULL, %s, %s, %s, %s)",
         [min_rows, method, halfvec, m, efc]).fetchone()
     rec = conn.execute("SELECT method, halfvec, lists, rows_at_build, hnsw_m,"
                        " hnsw_ef_construction, posted_since FROM vector_index_builds"
@@ -302,7 +302,7 @@ def ensure_index(conn, method: str, halfvec: bool, m: int, efc: int, dims: int,
     conn.execute(ddl)
     seconds = round(time.perf_counter() - t0, 1)
     conn.execute("RESET maintenance_work_mem")
-    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    conn.execute("SELECT jobmatch_record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                  [name, table, method, halfvec, lists, nrows, m if method == "hnsw" else None,
                   efc if method == "hnsw" else None, since])
     conn.execute("ANALYZE canonical_jobs")

@@ -71,7 +71,7 @@ def load(conn, jobs: int, seekers: int, dims: int, roles: bool, seed: int = 7) -
                  " - (id % 55) * interval '1 day'")
     conn.execute("VACUUM ANALYZE canonical_jobs")
     conn.execute("VACUUM ANALYZE user_preferences")
-    conn.execute("SELECT build_vector_index('job')")
+    conn.execute("SELECT jobmatch_build_vector_index('job')")
 
 
 def timed(conn, users: list[int], repeat: int = 1) -> list[float]:
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
                 results["role data, weight 0"] += timed(conn, users)
             conn.execute("UPDATE jobmatch_settings SET rank_role_weight = %s", [weight])
         (rows,) = conn.execute("SELECT count(*) FROM match_jobs(1, 10)").fetchone()
-        plan_path = conn.execute("SELECT vector_index_walk(active_embedding_model(),"
+        plan_path = conn.execute("SELECT jobmatch_vector_index_walk(active_embedding_model(),"
                                  " current_date - 60)").fetchone()[0]
     print(f"match_jobs, {args.queries} seekers x {args.rounds} rounds, weight {weight},"
           f" index walk: {plan_path}, rows per answer: {rows}")

@@ -178,10 +178,10 @@ def pending(conn) -> int:
 def stored(conn) -> dict[tuple[str, int], tuple[str, str, str, np.ndarray | None]]:
     """(type, id) -> (current profile text, embedded text, model, vector)."""
     rows = conn.execute(
-        "SELECT 'job', id, job_profile_text(j), job_embedding_text, job_embedding_model,"
+        "SELECT 'job', id, jobmatch_job_profile_text(j), job_embedding_text, job_embedding_model,"
         " job_embedding FROM canonical_jobs AS j"
-        " UNION ALL SELECT 'user', user_id, user_profile_text(u), embedding_text, embedding_model,"
-        " user_embedding FROM user_preferences AS u").fetchall()
+        " UNION ALL SELECT 'user', user_id, jobmatch_user_profile_text(u), embedding_text,"
+        " embedding_model, user_embedding FROM user_preferences AS u").fetchall()
     return {(t, i): (cur, text, model, None if v is None else v.to_numpy())
             for t, i, cur, text, model, v in rows}
 

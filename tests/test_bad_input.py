@@ -89,7 +89,7 @@ def test_keyword_queries_of_huge_seekers_are_bounded(conn):
     user(conn, 1, job_roles=words(150_000, "role"), technical_skills=words(150_000, "skill"),
          job_categories=words(150_000, "cat"))
     n_keyword, n_role = conn.execute(
-        "SELECT numnode(user_keyword_query(u)), numnode(user_role_query(u))"
+        "SELECT numnode(jobmatch_user_keyword_query(u)), numnode(jobmatch_user_role_query(u))"
         " FROM user_preferences AS u WHERE user_id = 1").fetchone()
     assert 0 < n_keyword < 1000 and 0 < n_role < 1000
 
@@ -109,10 +109,10 @@ def test_profile_texts_of_huge_inputs_are_bounded(conn):
         ai_job_function=long_text, ai_country=long_text, ai_work_arrangement=long_text,
         ai_summary=long_text, ai_salary_min=10**40, ai_salary_max=10**41,
         ai_salary_currency=long_text)
-    u_text, = conn.execute("SELECT user_profile_text(u) FROM user_preferences AS u"
+    u_text, = conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences AS u"
                            " WHERE user_id = 1").fetchone()
-    j_text, = conn.execute("SELECT job_profile_text(j) FROM canonical_jobs AS j WHERE id = %s",
-                           [job_id]).fetchone()
+    j_text, = conn.execute("SELECT jobmatch_job_profile_text(j) FROM canonical_jobs AS j"
+                           " WHERE id = %s", [job_id]).fetchone()
     assert len(u_text) <= MAX_PROFILE and len(j_text) <= MAX_PROFILE
     # a list keeps its first items, whole (role-focused texts, migration 0012:
     # one "Skills:" part; pay, places and the like are filters, not text)
@@ -138,8 +138,8 @@ def test_a_bad_job_salary_is_unset_in_reasons_and_texts(conn, bad):
     rows = match(conn, 1)
     assert [r[0] for r in rows] == [j]  # never excluded by a pay it does not state
     assert not any(reason.startswith("Pays") for reason in rows[0][2])
-    text, = conn.execute("SELECT job_profile_text(j) FROM canonical_jobs AS j WHERE id = %s",
-                         [j]).fetchone()
+    text, = conn.execute("SELECT jobmatch_job_profile_text(j) FROM canonical_jobs AS j"
+                         " WHERE id = %s", [j]).fetchone()
     assert "alary" not in text
     row = conn.execute("SELECT salary_min, salary_max FROM match_jobs(1, 10)").fetchone()
     assert row == (None, None)
@@ -152,7 +152,7 @@ def test_a_bad_seeker_salary_is_unset_in_filter_reasons_and_texts(conn, bad):
     rows = match(conn, 1)
     assert [r[0] for r in rows] == [j]  # the bad range filters nothing out
     assert not any("your minimum" in reason for reason in rows[0][2])
-    text, = conn.execute("SELECT user_profile_text(u) FROM user_preferences AS u"
+    text, = conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences AS u"
                          " WHERE user_id = 1").fetchone()
     assert "alary" not in text
 
@@ -166,7 +166,8 @@ def test_a_good_salary_with_a_bad_bound_keeps_the_good_one(conn):
     assert "Pays NGN 3M (your minimum: 1M)" in rows[0][2]
     assert too_low not in [r[0] for r in rows]
     # pay is a filter, not embedded (migration 0012); the salary text keeps the good bound
-    u_text, = conn.execute("SELECT user_profile_text(u) FROM user_preferences AS u").fetchone()
+    u_text, = conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences AS u"
+                           ).fetchone()
     assert "alary" not in u_text
     assert conn.execute("SELECT jobmatch_salary_text('NGN', 1000000, 'NaN')"
                         ).fetchone() == ("NGN 1,000,000",)

@@ -23,7 +23,7 @@ def vector_of(conn, table, key, value):
 def forged_hash(conn, table, key, value, changes: dict) -> str:
     """The hash the profile text would have after `changes`: anyone can
     compute it (md5 of a text built by code that is public)."""
-    fn = "job_profile_text" if table == "canonical_jobs" else "user_profile_text"
+    fn = "jobmatch_job_profile_text" if table == "canonical_jobs" else "jobmatch_user_profile_text"
     return conn.execute(
         f"SELECT jobmatch_text_hash({fn}(jsonb_populate_record(t, %s::jsonb)))"
         f" FROM {table} AS t WHERE {key} = %s",
@@ -55,11 +55,11 @@ def test_a_writer_cannot_forge_the_hash_to_keep_a_vector_for_a_new_text(conn, ro
     # whatever happened, no row holds a vector of a text it no longer has
     stale = conn.execute(
         "SELECT 'user', user_id FROM user_preferences WHERE user_embedding IS NOT NULL"
-        "   AND embedding_text IS DISTINCT FROM user_profile_text(user_preferences)"
+        "   AND embedding_text IS DISTINCT FROM jobmatch_user_profile_text(user_preferences)"
         "   AND user_id NOT IN (SELECT entity_id FROM embedding_queue WHERE entity_type = 'user')"
         " UNION ALL"
         " SELECT 'job', id FROM canonical_jobs WHERE job_embedding IS NOT NULL"
-        "   AND job_embedding_text IS DISTINCT FROM job_profile_text(canonical_jobs)"
+        "   AND job_embedding_text IS DISTINCT FROM jobmatch_job_profile_text(canonical_jobs)"
         "   AND id NOT IN (SELECT entity_id FROM embedding_queue WHERE entity_type = 'job')"
     ).fetchall()
     assert stale == []
@@ -166,7 +166,7 @@ def test_a_bot_cannot_switch_the_definer_functions_to_exhaustive_scans(conn, rol
     # the alert feed (and each seeker reference in them) an exhaustive scan.
     drain_with(conn, lambda text: unit(1))
     conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 0 WHERE is_active")
-    conn.execute("SELECT * FROM build_vector_index('user', NULL, 0, 'hnsw', true)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('user', NULL, 0, 'hnsw', true)")
     conn.execute("ANALYZE user_preferences")
     (welder,) = conn.execute("SELECT id FROM canonical_jobs WHERE title = 'Welder'").fetchone()
 

@@ -70,8 +70,8 @@ def match_ids(conn, uid):
 @pytest.mark.slow
 def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(conn):
     clustered(conn)
-    assert conn.execute("SELECT method, lists FROM build_vector_index('job')").fetchone() == \
-        ("ivfflat", 12)
+    assert conn.execute("SELECT method, lists FROM jobmatch_build_vector_index('job')"
+                        ).fetchone() == ("ivfflat", 12)
     conn.execute("ANALYZE canonical_jobs")
     result = tune(conn, "job", sample=40, target=0.95, apply=True)
     rec = result.recommended
@@ -103,7 +103,7 @@ def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(con
 @pytest.mark.slow
 def test_tune_tries_candidate_lists_on_a_temporary_index(conn):
     clustered(conn, seed=3)
-    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job')")
     result = tune(conn, "job", sample=20, settings=[1, 2, 4], candidate_lists=[6, 24])
     assert {p.lists for p in result.points} == {12, 6, 24}
     assert [p.candidate for p in result.points if p.lists != 12] == [True] * 6
@@ -117,7 +117,7 @@ def test_tune_without_an_index_or_seekers_explains(conn):
     clustered(conn, n=2000, seekers=0)
     with pytest.raises(TuneError, match="index rebuild"):
         tune(conn, "job")
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     with pytest.raises(TuneError, match="no seekers"):
         tune(conn, "job")
 
@@ -127,7 +127,7 @@ def test_tune_cli_on_hnsw_applies_ef_search(conn, dsn):
     clustered(conn, n=3000, seekers=30, seed=7)
     conn.execute("UPDATE embedding_models SET index_method = 'hnsw', index_halfvec = true"
                  " WHERE is_active")
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     text = jobmatch(dsn, "index", "tune", "--sample", "30").stdout
     assert "hnsw halfvec" in text and "ef_search=" in text and "not applied" in text
     out = json.loads(jobmatch(dsn, "index", "tune", "--sample", "30", "--apply", "--json").stdout)
@@ -146,7 +146,7 @@ def drift(conn, *args):
 
 def test_drift_flags_an_index_built_on_far_fewer_rows(conn, dsn):
     uniform(conn, 3000)
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     (row,) = drift(conn, 2, 0)
     assert (row["index_name"], row["rows_at_build"], row["rows_now"], row["warning"]) == \
         ("canonical_jobs_job_embedding_ann", 3000, 3000, None)
@@ -160,7 +160,7 @@ def test_drift_flags_an_index_built_on_far_fewer_rows(conn, dsn):
     js = json.loads(jobmatch(dsn, "health", "--json").stdout)
     assert js["vector_indexes"][0]["rows_now"] == 7000
     # rebuilt on today's rows: the warning goes
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     assert drift(conn, 2, 0)[0]["warning"] is None
 
 
@@ -171,7 +171,7 @@ def test_drift_flags_a_sampled_recall_below_target(conn):
     q = rng.standard_normal((10, 384)).astype(np.float32)
     load_seekers(conn, q / np.linalg.norm(q, axis=1, keepdims=True))
     conn.execute("UPDATE embedding_models SET similarity_threshold = -1 WHERE is_active")
-    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job')")
     conn.execute("ANALYZE canonical_jobs")
     conn.execute("SET enable_sort = off")  # match_jobs walks the index, as on a big table
     conn.execute("UPDATE embedding_models SET ivfflat_probes = 12 WHERE is_active")
@@ -189,10 +189,10 @@ def test_drift_flags_a_sampled_recall_below_target(conn):
 
 def test_drift_reports_missing_and_other_model_indexes(conn):
     uniform(conn, 2000)
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     conn.execute("DROP INDEX canonical_jobs_job_embedding_ann")
     assert "no longer exists" in drift(conn, 2, 0)[0]["warning"]
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     conn.execute("SELECT set_embedding_model('text-embedding-3-small', 'openai', 1536, NULL, true)")
     assert "built for multilingual-e5-small" in drift(conn, 2, 0)[0]["warning"]
 
@@ -239,7 +239,7 @@ def test_window_estimate_and_when_match_jobs_should_walk_the_index(conn):
     start = conn.execute("SELECT (current_date - 60)::timestamptz").fetchone()[0]
     rows = conn.execute("SELECT jobmatch_window_rows(%s)", [start]).fetchone()[0]
     assert 2500 <= rows <= 3500
-    walk = "SELECT vector_index_walk(m, %s) FROM active_embedding_model() AS m"
+    walk = "SELECT jobmatch_vector_index_walk(m, %s) FROM active_embedding_model() AS m"
     assert conn.execute(walk, [start]).fetchone()[0]  # 3,000 > 800,000 / 384
     conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 5000 WHERE is_active")
     assert not conn.execute(walk, [start]).fetchone()[0]
@@ -270,7 +270,7 @@ def test_drift_asks_for_an_index_on_either_side(conn):
     assert {(r["table_name"], "no vector index" in r["warning"])
             for r in drift(conn, 2, 0) if r["warning"]} == {("canonical_jobs", True),
                                                              ("user_preferences", True)}
-    conn.execute("SELECT * FROM build_vector_index('user', NULL, 0)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('user', NULL, 0)")
     assert [r["table_name"] for r in drift(conn, 2, 0) if r["warning"]] == ["canonical_jobs"]
 
 

@@ -186,8 +186,8 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
         seekers.append(uid)
     conn.execute("ANALYZE canonical_jobs")
     exact = {u: [r["job_id"] for r in match(conn, u, 10)] for u in seekers}
-    built = conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat', false)"
-                         ).fetchone()
+    built = conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 10000,"
+                         " 'ivfflat', false)").fetchone()
     assert built[1:3] == ("ivfflat", 12)  # lists = rows / 1000
     conn.execute("ANALYZE canonical_jobs")
     plan = conn.execute("EXPLAIN SELECT id FROM canonical_jobs WHERE job_embedding_model ="
@@ -223,12 +223,13 @@ def test_same_results_with_and_without_the_ivfflat_index(conn):
 def test_index_refuses_to_build_on_too_little_data(conn, seeker):
     add_job(conn, seeker, 0.9)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="refusing to build"):
-        conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat')")
+        conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 10000, 'ivfflat')")
 
 
 def test_lists_sizing(conn):
-    got = conn.execute("SELECT ivfflat_lists_for(0), ivfflat_lists_for(50000),"
-                       " ivfflat_lists_for(1000000), ivfflat_lists_for(4000000)").fetchone()
+    got = conn.execute("SELECT jobmatch_ivfflat_lists_for(0), jobmatch_ivfflat_lists_for(50000),"
+                       " jobmatch_ivfflat_lists_for(1000000),"
+                       " jobmatch_ivfflat_lists_for(4000000)").fetchone()
     assert got == (1, 50, 1000, 2000)
 
 
@@ -246,7 +247,7 @@ def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
     set_user_vector(conn, 1, q / np.linalg.norm(q))
     exact = [r["job_id"] for r in match(conn, 1, 10)]
     (name, built_method, lists, rows) = conn.execute(
-        "SELECT * FROM build_vector_index('job', NULL, 1000)").fetchone()
+        "SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)").fetchone()
     assert (name, built_method, rows) == ("canonical_jobs_job_embedding_ann", method, n)
     conn.execute("ANALYZE canonical_jobs")
     conn.execute("SET enable_sort = off")
@@ -259,8 +260,8 @@ def test_hnsw_and_halfvec_indexes_serve_match_jobs(conn, method, halfvec):
 def test_full_precision_index_refuses_more_than_2000_dimensions(conn):
     conn.execute("SELECT set_embedding_model('text-embedding-3-large', 'openai', 3072, NULL, true)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="halfvec"):
-        conn.execute("SELECT * FROM vector_index_ddl('job', 10, 0, NULL, 'hnsw', false)")
-    ddl = conn.execute("SELECT ddl FROM vector_index_ddl('job', 10, 0)").fetchone()[0]
+        conn.execute("SELECT * FROM jobmatch_vector_index_ddl('job', 10, 0, NULL, 'hnsw', false)")
+    ddl = conn.execute("SELECT ddl FROM jobmatch_vector_index_ddl('job', 10, 0)").fetchone()[0]
     assert "halfvec(3072)) halfvec_cosine_ops" in ddl and "USING hnsw" in ddl  # the default
 
 
@@ -331,7 +332,7 @@ def test_filtered_answers_are_still_full_through_the_index(conn):
                  " relevance_margin = NULL WHERE is_active")
     user(conn, 1, job_roles=["X"], preferred_locations=["Lagos"])
     set_user_vector(conn, 1, base)
-    conn.execute("SELECT * FROM build_vector_index('job')")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job')")
     conn.execute("ANALYZE canonical_jobs")
     conn.execute("SET enable_sort = off")
     rows = match(conn, 1, 10)
@@ -362,7 +363,7 @@ def test_big_windows_walk_the_index_without_touching_the_callers_settings(conn):
                  " WHERE is_active")
     user(conn, 1, job_roles=["Role"])
     set_user_vector(conn, 1, vecs[0])
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 10000, 'ivfflat', false)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 10000, 'ivfflat', false)")
     conn.execute("ANALYZE canonical_jobs")
     exact_answer = [r["job_id"] for r in match(conn, 1)]
     conn.execute("UPDATE embedding_models SET exact_scan_max_rows = 100 WHERE is_active")
@@ -482,7 +483,7 @@ def test_keyword_pool_is_the_same_whichever_way_it_is_found(conn):
     def reference(uid: int, limit: int = 10) -> list[int]:
         """Each tier's newest 20 matches (no hard filters here), ranked."""
         return [r[0] for r in conn.execute("""
-            WITH u AS (SELECT user_keyword_query(p) AS w, user_role_query(p) AS s
+            WITH u AS (SELECT jobmatch_user_keyword_query(p) AS w, jobmatch_user_role_query(p) AS s
                        FROM user_preferences AS p WHERE p.user_id = %s),
             tiers AS (SELECT 1 AS tier, u.s AS q, NULL::tsquery AS x FROM u WHERE u.s IS NOT NULL
                       UNION ALL SELECT 2, u.w, u.s FROM u)

@@ -154,7 +154,8 @@ def test_agreement_holds_through_both_vector_indexes(conn):
     job_ids, user_ids = world(conn, seed=2)
     exact_jobs, exact_users = pairs_both_ways(conn, job_ids, user_ids)
     for table in ("job", "user"):
-        conn.execute("SELECT * FROM build_vector_index(%s, NULL, 0, 'hnsw', true)", [table])
+        conn.execute("SELECT * FROM jobmatch_build_vector_index(%s, NULL, 0, 'hnsw', true)",
+                     [table])
     conn.execute("UPDATE embedding_models SET hnsw_ef_search = 400 WHERE is_active")
     conn.execute("ANALYZE canonical_jobs, user_preferences")
     conn.execute("SET enable_seqscan = off")
@@ -307,7 +308,7 @@ def test_filtered_answers_are_full_through_the_seekers_index(conn):
                  " relevance_margin = NULL, hnsw_ef_search = 10 WHERE is_active")
     jid = add_job(conn, base, title="X", ai_city="Lagos", ai_state="Lagos")
     exact = [r["user_id"] for r in users_of(conn, jid, 20)]
-    built = conn.execute("SELECT * FROM build_vector_index('user', NULL, 0)").fetchone()
+    built = conn.execute("SELECT * FROM jobmatch_build_vector_index('user', NULL, 0)").fetchone()
     assert built[:2] == ("user_preferences_user_embedding_ann", "hnsw")
     conn.execute("ANALYZE user_preferences")
     conn.execute("SET enable_sort = off")

@@ -75,8 +75,9 @@ def answers(conn, user_id):
 
 def vectors(conn, kind, entity_id, fn):
     text = conn.execute(
-        "SELECT job_profile_text(j) FROM canonical_jobs j WHERE id = %s" if kind == "job" else
-        "SELECT user_profile_text(u) FROM user_preferences u WHERE user_id = %s",
+        "SELECT jobmatch_job_profile_text(j) FROM canonical_jobs j WHERE id = %s"
+        if kind == "job" else
+        "SELECT jobmatch_user_profile_text(u) FROM user_preferences u WHERE user_id = %s",
         [entity_id]).fetchone()[0]
     return fn(text)
 
@@ -288,8 +289,8 @@ def test_worker_fills_both_models_and_a_kill_mid_switch_loses_nothing(oconn, dsn
     assert cov == {OMODEL: 100.0, OTARGET: 100.0}
     # every side vector is its current text's (the edited job's too)
     for kind, text, vec, role_text, role in oconn.execute(
-            "SELECT v.entity_type, CASE v.entity_type WHEN 'job' THEN job_profile_text(j)"
-            " ELSE user_profile_text(u) END, v.embedding, CASE v.entity_type"
+            "SELECT v.entity_type, CASE v.entity_type WHEN 'job' THEN jobmatch_job_profile_text(j)"
+            " ELSE jobmatch_user_profile_text(u) END, v.embedding, CASE v.entity_type"
             " WHEN 'job' THEN jobmatch_job_role_text(j) ELSE jobmatch_user_role_text(u) END,"
             " v.role_embedding FROM embedding_vectors v"
             " LEFT JOIN canonical_jobs j ON v.entity_type = 'job' AND j.id = v.entity_id"
@@ -354,7 +355,7 @@ def test_the_targets_index_is_built_before_promotion_and_serves_the_first_query(
     from support.data import index_scans
     from jobmatch.vector_index import rebuild
 
-    conn.execute("SELECT build_vector_index('job', NULL, 0, 'hnsw')")  # the old model's
+    conn.execute("SELECT jobmatch_build_vector_index('job', NULL, 0, 'hnsw')")  # the old model's
     add_target(world)
     drain_target(world, Fake(TARGET, new_vec), "t")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="ivfflat"):

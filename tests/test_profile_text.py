@@ -29,12 +29,12 @@ FULL_JOB = dict(
 
 
 def user_text(conn, uid):
-    return conn.execute("SELECT user_profile_text(u) FROM user_preferences u WHERE user_id = %s",
-                        [uid]).fetchone()[0]
+    return conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences u"
+                        " WHERE user_id = %s", [uid]).fetchone()[0]
 
 
 def job_text(conn, jid):
-    return conn.execute("SELECT job_profile_text(j) FROM canonical_jobs j WHERE id = %s",
+    return conn.execute("SELECT jobmatch_job_profile_text(j) FROM canonical_jobs j WHERE id = %s",
                         [jid]).fetchone()[0]
 
 

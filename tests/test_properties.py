@@ -61,8 +61,8 @@ def insert_and_profile(conn, table, fn, key, row):
 @PROFILE
 @given(row=st.fixed_dictionaries({}, optional=USER_FIELDS))
 def test_user_profile_text_is_total_and_bounded(conn, row):
-    text, queued = insert_and_profile(conn, "user_preferences", "user_profile_text", "user_id",
-                                      {"user_id": 1, **row})
+    text, queued = insert_and_profile(conn, "user_preferences", "jobmatch_user_profile_text",
+                                      "user_id", {"user_id": 1, **row})
     assert text and text.strip() == text and len(text) <= MAX_PROFILE
     assert queued == 1
     # list items are capped at 300 characters, then whitespace runs collapse
@@ -76,7 +76,7 @@ def test_user_profile_text_is_total_and_bounded(conn, row):
 @PROFILE
 @given(row=st.fixed_dictionaries({}, optional=JOB_FIELDS))
 def test_job_profile_text_is_total_and_bounded(conn, row):
-    text, queued = insert_and_profile(conn, "canonical_jobs", "job_profile_text", "id",
+    text, queued = insert_and_profile(conn, "canonical_jobs", "jobmatch_job_profile_text", "id",
                                       {"posted_date": "2026-01-01", **row})
     assert text and text.strip() == text and len(text) <= MAX_PROFILE
     assert queued == 1

@@ -42,7 +42,8 @@ def year_of_jobs(conn):
 
 def test_job_index_covers_the_window_plus_margin(conn, year_of_jobs):
     since, rows, ddl = conn.execute(
-        "SELECT posted_since, row_count, ddl FROM vector_index_ddl('job', NULL, 1000)").fetchone()
+        "SELECT posted_since, row_count, ddl"
+        " FROM jobmatch_vector_index_ddl('job', NULL, 1000)").fetchone()
     today = conn.execute("SELECT current_date").fetchone()[0]
     assert since.date() == today - dt.timedelta(days=60 + 7)  # window + default margin
     assert rows == conn.execute("SELECT count(*) FROM canonical_jobs WHERE posted_date >= %s",
@@ -52,11 +53,13 @@ def test_job_index_covers_the_window_plus_margin(conn, year_of_jobs):
     # a NULL margin indexes the whole table, as before
     conn.execute("UPDATE jobmatch_settings SET index_margin_days = NULL")
     since, rows, ddl = conn.execute(
-        "SELECT posted_since, row_count, ddl FROM vector_index_ddl('job', NULL, 1000)").fetchone()
+        "SELECT posted_since, row_count, ddl"
+        " FROM jobmatch_vector_index_ddl('job', NULL, 1000)").fetchone()
     assert since is None and rows == 12000 and "posted_date" not in ddl
     # seekers have no posted date: their index is never partial
     since, ddl = conn.execute(
-        "SELECT posted_since, ddl FROM vector_index_ddl('user', NULL, 0, NULL, 'hnsw')").fetchone()
+        "SELECT posted_since, ddl"
+        " FROM jobmatch_vector_index_ddl('user', NULL, 0, NULL, 'hnsw')").fetchone()
     assert since is None and "posted_date" not in ddl
 
 
@@ -65,7 +68,7 @@ def test_match_jobs_searches_the_partial_index_while_it_covers_the_window(conn, 
     exact = {u: exact_ids(conn, u) for u in seekers}
     assert all(len(v) == 10 for v in exact.values())
     name, method, lists, rows = conn.execute(
-        "SELECT * FROM build_vector_index('job', NULL, 1000, 'ivfflat')").fetchone()
+        "SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000, 'ivfflat')").fetchone()
     assert method == "ivfflat" and lists == rows // 1000
     assert conn.execute("SELECT posted_since IS NOT NULL FROM vector_index_builds"
                         " WHERE index_name = %s", [name]).fetchone()[0]
@@ -88,24 +91,24 @@ def test_match_jobs_searches_the_partial_index_while_it_covers_the_window(conn, 
 def test_health_asks_for_a_rebuild_once_the_index_holds_a_window_of_old_jobs(conn, year_of_jobs):
     # built with a 70-day margin, as if last rebuilt ten weeks ago
     conn.execute("UPDATE jobmatch_settings SET index_margin_days = 70")
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     warning = drift_warning(conn)
     assert "still holds jobs posted since" in warning and "rebuild it weekly" in warning
     conn.execute("UPDATE jobmatch_settings SET index_margin_days = 7")
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000)")
     assert drift_warning(conn) is None
 
 
 def test_tune_measures_the_partial_index_and_its_candidates(conn, year_of_jobs):
     from jobmatch.index_tune import tune
 
-    conn.execute("SELECT * FROM build_vector_index('job', NULL, 1000, 'ivfflat', false)")
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('job', NULL, 1000, 'ivfflat', false)")
     conn.execute("ANALYZE canonical_jobs")
     conn.autocommit = True  # candidate indexes build CONCURRENTLY
     result = tune(conn, "job", sample=10, settings=[1, 2], candidate_lists=[1])
     assert "posted_date >=" in result.index.predicate
     assert result.index.indexed_rows == conn.execute(
-        "SELECT row_count FROM vector_index_ddl('job', NULL, 0)").fetchone()[0]
+        "SELECT row_count FROM jobmatch_vector_index_ddl('job', NULL, 0)").fetchone()[0]
     assert result.index.planner_uses_index
     # every list of the live index, and the one-list candidate, is an exact search
     assert [(p.setting, p.candidate, p.recall) for p in result.points if p.setting == 2

@@ -31,8 +31,9 @@ def role_text(conn, kind: str, key: int) -> str | None:
 
 
 def texts_and_hash(conn, kind: str, key: int) -> tuple[str, str | None, object]:
-    fn, table, col = (("user_profile_text", "user_preferences u", "user_id") if kind == "user"
-                      else ("job_profile_text", "canonical_jobs u", "id"))
+    fn, table, col = (("jobmatch_user_profile_text", "user_preferences u", "user_id")
+                      if kind == "user"
+                      else ("jobmatch_job_profile_text", "canonical_jobs u", "id"))
     return conn.execute(f"SELECT {fn}(u), jobmatch_role_text({fn}(u)),"
                         f" jobmatch_text_hash({fn}(u)) FROM {table} WHERE {col} = %s",
                         [key]).fetchone()
@@ -49,9 +50,9 @@ def test_role_text_is_the_first_line_without_labels(conn):
     user(conn, 2, job_categories=["Driving"], user_job_input=" I  drive\ttrucks ",
          technical_skills=["HGV licence"])
     assert role_text(conn, "user", 2) == "Driving. I drive trucks"
-    assert conn.execute("SELECT user_profile_text(u) FROM user_preferences u WHERE user_id = 2"
-                        ).fetchone() == ("Job categories: Driving. Job interests: I drive trucks\n"
-                                         "Skills: HGV licence",)
+    assert conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences u"
+                        " WHERE user_id = 2").fetchone() == (
+        "Job categories: Driving. Job interests: I drive trucks\nSkills: HGV licence",)
     # nothing that names the work: no role text, no role vector
     user(conn, 3, technical_skills=["Python"])
     user(conn, 4)

@@ -52,7 +52,7 @@ def test_bot_can_call_match_users_and_next_job_alerts(conn, data):
     "UPDATE user_preferences SET job_roles = ARRAY['x']",
     "SELECT * FROM claim_embedding_batch('bot', 10)",
     "SELECT fail_embeddings('bot', ARRAY['user'], ARRAY[1::bigint], 'x')",
-    "SELECT user_profile_text(u) FROM user_preferences u",
+    "SELECT jobmatch_user_profile_text(u) FROM user_preferences u",
     "SELECT * FROM embedding_health",
     "SELECT set_embedding_model('m', 'openai', 3, NULL, true)",
     "SELECT * FROM job_alerts",

@@ -22,7 +22,7 @@ class Matcher:
 # keyword fallback without the hard filters, run for every seeker.
 KEYWORD = Matcher("keyword", "full-text: roles/skills vs job titles/skills, ts_rank_cd, 60 days", f"""
 WITH q AS MATERIALIZED (
-    SELECT user_keyword_query(u) AS query
+    SELECT jobmatch_user_keyword_query(u) AS query
     FROM user_preferences AS u WHERE u.user_id = %(user_id)s
 )
 SELECT j.id

@@ -1,7 +1,7 @@
 """Prototype rankings for match_jobs, measured beside the shipped one. Each is
 one SQL statement over the same rows, vectors and settings; none changes the
 schema. They use match_jobs' own helpers (jobmatch_job_fits, the stored
-job_document, user_keyword_query), so they differ from it only where named.
+job_document, jobmatch_user_keyword_query), so they differ from it only where named.
 
 proto_filter   ablation: the original match_jobs (cosine order, nearest 10,
                the model's threshold) plus the hard filters only.
@@ -33,7 +33,7 @@ seeker AS MATERIALIZED (
            (u.embedding_model = m.model) AS has_vector,
            m.model, m.similarity_threshold AS threshold,
            current_date - s.match_window_days AS window_start,
-           user_keyword_query(u) AS kw_query,
+           jobmatch_user_keyword_query(u) AS kw_query,
            jobmatch_lower_set(u.preferred_locations) AS places,
            u.willing_to_relocate AS relocate,
            jobmatch_lower_set(u.employment_types) AS types,

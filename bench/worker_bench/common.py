@@ -294,13 +294,14 @@ def load_jobs(conn, n: int) -> int:
 
 
 def job_texts(conn, n: int | None = None) -> list[str]:
-    q = "SELECT job_profile_text(j) FROM canonical_jobs AS j ORDER BY id"
+    q = "SELECT jobmatch_job_profile_text(j) FROM canonical_jobs AS j ORDER BY id"
     return [t for (t,) in conn.execute(q + (" LIMIT %s" if n else ""), [n] if n else []).fetchall()]
 
 
 def embedded_count(conn) -> int:
     return conn.execute("SELECT count(*) FROM canonical_jobs WHERE job_embedding_model = %s"
-                        " AND job_embedding_hash = jobmatch_text_hash(job_profile_text(canonical_jobs))",
+                        " AND job_embedding_hash"
+                        "     = jobmatch_text_hash(jobmatch_job_profile_text(canonical_jobs))",
                         [MODEL]).fetchone()[0]
 
 

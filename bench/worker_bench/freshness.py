@@ -77,7 +77,8 @@ def section_freshness(bdb: BenchDb, conn, cache: EmbeddingCache, args, results: 
 def measure_freshness(bdb: BenchDb, plan, latency: float, worker: Proc, args) -> dict:
     visible, answered, match_ms, commit_ms = [], [], [], []
     changed = semantic = 0
-    fresh_sql = ("SELECT embedding_hash IS NOT DISTINCT FROM jobmatch_text_hash(user_profile_text(u))"
+    fresh_sql = ("SELECT embedding_hash IS NOT DISTINCT FROM"
+                 "       jobmatch_text_hash(jobmatch_user_profile_text(u))"
                  " FROM user_preferences AS u WHERE user_id = %s")
     # answered from the new vector: fitting jobs ('semantic') and near misses
     # ('near_miss', issue #13) both come from it; 'keyword' or nothing does not

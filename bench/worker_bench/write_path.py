@@ -87,7 +87,7 @@ def section_write_path(bdb: BenchDb, conn, args, results: dict) -> None:
     for k, (kind, triggers) in enumerate(cases):
         chunk = ids[k * m:(k + 1) * m] if len(ids) >= 4 * m else ids[:m]
         if kind == "changes_text":
-            # ai_job_function is part of job_profile_text, not of the keyword
+            # ai_job_function is part of jobmatch_job_profile_text, not of the keyword
             # document (ai_summary was, until role-focused texts left a job's
             # summary out when it names skills: issue #13)
             stmt = "UPDATE canonical_jobs SET ai_job_function = %s WHERE id = %s"

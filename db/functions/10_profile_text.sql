@@ -93,7 +93,7 @@ $$;
 -- title, its variations and function), the second what it involves
 -- (skills, or a job's summary). The first line is also embedded on its own,
 -- as the role text (jobmatch_role_text): a second vector per row.
-CREATE OR REPLACE FUNCTION user_profile_text(p user_preferences)
+CREATE OR REPLACE FUNCTION jobmatch_user_profile_text(p user_preferences)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
@@ -114,7 +114,7 @@ $$;
 
 -- A job's summary (or the start of its description) is embedded only when
 -- the posting names no skills: it then is the only account of the work.
-CREATE OR REPLACE FUNCTION job_profile_text(j canonical_jobs)
+CREATE OR REPLACE FUNCTION jobmatch_job_profile_text(j canonical_jobs)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
@@ -171,12 +171,12 @@ CREATE OR REPLACE FUNCTION jobmatch_user_role_text(p user_preferences)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT jobmatch_role_text(user_profile_text(p))
+    SELECT jobmatch_role_text(jobmatch_user_profile_text(p))
 $$;
 
 CREATE OR REPLACE FUNCTION jobmatch_job_role_text(j canonical_jobs)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT jobmatch_role_text(job_profile_text(j))
+    SELECT jobmatch_role_text(jobmatch_job_profile_text(j))
 $$;

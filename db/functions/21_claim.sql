@@ -18,7 +18,7 @@ AS $$
                                              - s.embed_margin_days, false)
             FROM canonical_jobs AS j, jobmatch_settings AS s
             WHERE j.id = p_entity_id)
-        ELSE p_profile_text IS DISTINCT FROM user_profile_text(NULL::user_preferences)
+        ELSE p_profile_text IS DISTINCT FROM jobmatch_user_profile_text(NULL::user_preferences)
     END
 $$;
 
@@ -137,9 +137,9 @@ BEGIN
     FROM leased AS l
     CROSS JOIN LATERAL (
         SELECT CASE l.entity_type
-                   WHEN 'job' THEN (SELECT job_profile_text(j) FROM canonical_jobs AS j
+                   WHEN 'job' THEN (SELECT jobmatch_job_profile_text(j) FROM canonical_jobs AS j
                                     WHERE j.id = l.entity_id)
-                   ELSE (SELECT user_profile_text(u) FROM user_preferences AS u
+                   ELSE (SELECT jobmatch_user_profile_text(u) FROM user_preferences AS u
                          WHERE u.user_id = l.entity_id)
                END AS profile_text
     ) AS t;

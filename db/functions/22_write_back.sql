@@ -33,12 +33,12 @@ AS $$
                     coalesce(p_role_embeddings, '{}'))
             AS i (entity_type, entity_id, text_hash, embedding, role_embedding)
     ), free_jobs AS (
-        SELECT j.id, job_profile_text(j) AS profile_text
+        SELECT j.id, jobmatch_job_profile_text(j) AS profile_text
         FROM canonical_jobs AS j
         WHERE j.id IN (SELECT i.entity_id FROM input AS i WHERE i.entity_type = 'job')
         FOR NO KEY UPDATE OF j SKIP LOCKED
     ), free_users AS (
-        SELECT u.user_id, user_profile_text(u) AS profile_text
+        SELECT u.user_id, jobmatch_user_profile_text(u) AS profile_text
         FROM user_preferences AS u
         WHERE u.user_id IN (SELECT i.entity_id FROM input AS i WHERE i.entity_type = 'user')
         FOR NO KEY UPDATE OF u SKIP LOCKED

@@ -91,7 +91,7 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(row_xmin = j.job_embedding_xmin, false)
-        OR coalesce(j.job_embedding_hash = jobmatch_text_hash(job_profile_text(j)), false)
+        OR coalesce(j.job_embedding_hash = jobmatch_text_hash(jobmatch_job_profile_text(j)), false)
 $$;
 
 CREATE OR REPLACE FUNCTION jobmatch_user_vector_is_current(u user_preferences, row_xmin xid)
@@ -99,7 +99,7 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(row_xmin = u.embedding_xmin, false)
-        OR coalesce(u.embedding_hash = jobmatch_text_hash(user_profile_text(u)), false)
+        OR coalesce(u.embedding_hash = jobmatch_text_hash(jobmatch_user_profile_text(u)), false)
 $$;
 
 -- One step of the stale-text sweep (see enqueue_stale_embeddings): looks at

@@ -37,13 +37,13 @@ AS $$
             AS i (entity_type, entity_id, text_hash, embedding, role_embedding)
     ), free_jobs AS (
         SELECT 'job'::text AS entity_type, j.id::bigint AS entity_id,
-               job_profile_text(j) AS profile_text
+               jobmatch_job_profile_text(j) AS profile_text
         FROM canonical_jobs AS j
         WHERE j.id IN (SELECT i.entity_id FROM input AS i WHERE i.entity_type = 'job')
         FOR SHARE OF j SKIP LOCKED
     ), free_users AS (
         SELECT 'user'::text AS entity_type, u.user_id::bigint AS entity_id,
-               user_profile_text(u) AS profile_text
+               jobmatch_user_profile_text(u) AS profile_text
         FROM user_preferences AS u
         WHERE u.user_id IN (SELECT i.entity_id FROM input AS i WHERE i.entity_type = 'user')
         FOR SHARE OF u SKIP LOCKED
@@ -189,9 +189,9 @@ BEGIN
     FROM leased AS l
     CROSS JOIN LATERAL (
         SELECT CASE l.entity_type
-                   WHEN 'job' THEN (SELECT job_profile_text(j) FROM canonical_jobs AS j
+                   WHEN 'job' THEN (SELECT jobmatch_job_profile_text(j) FROM canonical_jobs AS j
                                     WHERE j.id = l.entity_id)
-                   ELSE (SELECT user_profile_text(u) FROM user_preferences AS u
+                   ELSE (SELECT jobmatch_user_profile_text(u) FROM user_preferences AS u
                          WHERE u.user_id = l.entity_id)
                END AS profile_text
     ) AS t;

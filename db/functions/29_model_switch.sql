@@ -148,7 +148,7 @@ BEGIN
     UPDATE canonical_jobs AS j
     SET job_embedding = v.embedding,
         job_role_embedding = v.role_embedding,
-        job_embedding_text = job_profile_text(j),
+        job_embedding_text = jobmatch_job_profile_text(j),
         job_embedding_hash = v.text_hash,
         job_embedding_model = p_model,
         job_embedding_updated_at = v.updated_at,
@@ -156,12 +156,12 @@ BEGIN
         embedding_version = v.version
     FROM embedding_vectors AS v
     WHERE v.model = p_model AND v.entity_type = 'job' AND v.entity_id = j.id
-      AND jobmatch_text_hash(job_profile_text(j)) = v.text_hash;
+      AND jobmatch_text_hash(jobmatch_job_profile_text(j)) = v.text_hash;
     GET DIAGNOSTICS v_jobs = ROW_COUNT;
     UPDATE user_preferences AS u
     SET user_embedding = v.embedding,
         user_role_embedding = v.role_embedding,
-        embedding_text = user_profile_text(u),
+        embedding_text = jobmatch_user_profile_text(u),
         embedding_hash = v.text_hash,
         embedding_model = p_model,
         embedding_updated_at = v.updated_at,
@@ -169,7 +169,7 @@ BEGIN
         embedding_version = v.version
     FROM embedding_vectors AS v
     WHERE v.model = p_model AND v.entity_type = 'user' AND v.entity_id = u.user_id
-      AND jobmatch_text_hash(user_profile_text(u)) = v.text_hash;
+      AND jobmatch_text_hash(jobmatch_user_profile_text(u)) = v.text_hash;
     GET DIAGNOSTICS v_users = ROW_COUNT;
     -- the serving columns hold them now; its queue is the main one's
     DELETE FROM embedding_vectors AS v WHERE v.model = p_model;

@@ -23,9 +23,10 @@ BEGIN
             WHERE o.id IS NULL
                OR CASE WHEN n.job_embedding_updated_at IS DISTINCT FROM o.job_embedding_updated_at
                          OR n.job_embedding_xmin IS DISTINCT FROM o.job_embedding_xmin
-                       THEN jobmatch_text_hash(job_profile_text(n))
+                       THEN jobmatch_text_hash(jobmatch_job_profile_text(n))
                             IS DISTINCT FROM n.job_embedding_hash
-                       ELSE job_profile_text(n) IS DISTINCT FROM job_profile_text(o) END));
+                       ELSE jobmatch_job_profile_text(n)
+                            IS DISTINCT FROM jobmatch_job_profile_text(o) END));
         -- An id that changed leaves a queue row for an id that is gone.
         DELETE FROM embedding_queue AS q
         USING old_rows AS o
@@ -78,9 +79,10 @@ BEGIN
             WHERE o.user_id IS NULL
                OR CASE WHEN n.embedding_updated_at IS DISTINCT FROM o.embedding_updated_at
                          OR n.embedding_xmin IS DISTINCT FROM o.embedding_xmin
-                       THEN jobmatch_text_hash(user_profile_text(n))
+                       THEN jobmatch_text_hash(jobmatch_user_profile_text(n))
                             IS DISTINCT FROM n.embedding_hash
-                       ELSE user_profile_text(n) IS DISTINCT FROM user_profile_text(o) END));
+                       ELSE jobmatch_user_profile_text(n)
+                            IS DISTINCT FROM jobmatch_user_profile_text(o) END));
         DELETE FROM embedding_queue AS q
         USING old_rows AS o
         WHERE q.entity_type = 'user' AND q.entity_id = o.user_id

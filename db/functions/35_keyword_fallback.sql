@@ -17,7 +17,7 @@ $$;
 -- sharing more of them ranks higher. Bounded whatever the seeker's lists
 -- hold: the first 50 items of each list (jobmatch_keyword_items), and of
 -- their lexemes the 200 that come first.
-CREATE OR REPLACE FUNCTION user_keyword_query(u user_preferences)
+CREATE OR REPLACE FUNCTION jobmatch_user_keyword_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
@@ -37,7 +37,7 @@ $$;
 -- of the roles (OR). 'Graduate Assistant' matches a job naming both words,
 -- not one that only shares 'assistant' or a skill. NULL without roles.
 -- Bounded: the first 50 roles, each by its first 10 lexemes.
-CREATE OR REPLACE FUNCTION user_role_query(u user_preferences)
+CREATE OR REPLACE FUNCTION jobmatch_user_role_query(u user_preferences)
 RETURNS tsquery
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$

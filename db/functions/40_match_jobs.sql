@@ -29,7 +29,7 @@ AS $$
 $$;
 
 -- Why a job was offered, in words a person reads on a phone.
-CREATE OR REPLACE FUNCTION job_match_reasons(
+CREATE OR REPLACE FUNCTION jobmatch_job_match_reasons(
     u user_preferences, j canonical_jobs, similarity double precision
 )
 RETURNS text[]
@@ -308,8 +308,8 @@ BEGIN
                j.ai_salary_currency::text, j.posted_date::timestamptz,
                c.cosine,
                jobmatch_score_percent(c.ranking, s),
-               CASE WHEN c.fitting THEN job_match_reasons(u, j, c.cosine)
-                    ELSE c.miss || job_match_reasons(u, j, c.cosine) END,
+               CASE WHEN c.fitting THEN jobmatch_job_match_reasons(u, j, c.cosine)
+                    ELSE c.miss || jobmatch_job_match_reasons(u, j, c.cosine) END,
                CASE WHEN c.fitting THEN 'semantic' ELSE 'near_miss' END::text
         FROM shown AS c
         INNER JOIN canonical_jobs AS j ON j.id = c.job
@@ -335,7 +335,7 @@ BEGIN
     -- the seeker's words they share (normalization 32: rank / (rank + 1), a
     -- 0-1 score), newer first on ties.
     v_pool := greatest(s.keyword_candidates, v_limit);
-    v_strict := user_role_query(u);
+    v_strict := jobmatch_user_role_query(u);
     v_rows := 0;
     FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
         CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
@@ -352,7 +352,7 @@ BEGIN
                j.ai_salary_currency::text, j.posted_date::timestamptz,
                NULL::double precision,
                round(100 * k.rank::numeric, 1),
-               job_match_reasons(u, j, NULL),
+               jobmatch_job_match_reasons(u, j, NULL),
                'keyword'::text
         FROM canonical_jobs AS j
         CROSS JOIN LATERAL (

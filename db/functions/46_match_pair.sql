@@ -16,7 +16,7 @@ CREATE OR REPLACE FUNCTION jobmatch_seeker_terms(
 )
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT user_keyword_query(u), jobmatch_words(u.technical_skills),
+    SELECT jobmatch_user_keyword_query(u), jobmatch_words(u.technical_skills),
            jobmatch_words(u.job_roles, false), jobmatch_lower_set(u.job_categories[1:50])
 $$;
 
@@ -228,7 +228,7 @@ $$;
 -- The job index's knobs for a search (jobmatch_set_search_knobs; they end
 -- with the calling function, whose SET clauses name them), and whether the
 -- search walks the index: past the model's exact_scan_max_rows window jobs
--- (vector_index_walk), or when the session has turned enable_sort off (how
+-- (jobmatch_vector_index_walk), or when the session has turned enable_sort off (how
 -- a test or benchmark asks for the index path on a small window). Walking,
 -- enable_sort goes off so the planner takes the index, and its value to
 -- restore is returned; NULL otherwise: jobmatch_scored_jobs then makes one
@@ -244,7 +244,7 @@ DECLARE
 BEGIN
     PERFORM jobmatch_set_search_knobs(p_model);
     IF NOT p_exact AND (NOT current_setting('enable_sort')::boolean
-                        OR vector_index_walk(p_model, p_window_start)) THEN
+                        OR jobmatch_vector_index_walk(p_model, p_window_start)) THEN
         v_sort := current_setting('enable_sort');
         PERFORM set_config('enable_sort', 'off', true);
     END IF;

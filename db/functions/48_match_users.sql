@@ -44,7 +44,7 @@ BEGIN
           AND jobmatch_fits(u, f.places, f.types, $2)%5$s
         ORDER BY (u.%1$s <=> $1::%2$s)%4$s
         LIMIT $3 $q$,
-        vector_search_expression('user_embedding', p_model.dimensions, p_halfvec),
+        jobmatch_vector_search_expression('user_embedding', p_model.dimensions, p_halfvec),
         CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END || '(' || p_model.dimensions || ')',
         p_model.model,
         CASE WHEN p_exact THEN ' + 0' ELSE '' END,
@@ -176,7 +176,7 @@ BEGIN
     -- their own: the subquery's sort runs before the filter).
     RETURN QUERY
     SELECT c.user_id, c.similarity, jobmatch_score_percent(c.score, s),
-           job_match_reasons(c.u, j, c.similarity), 'semantic'::text
+           jobmatch_job_match_reasons(c.u, j, c.similarity), 'semantic'::text
     FROM (
         SELECT x.*, u
         FROM jobmatch_user_candidates(j, m, s, greatest(v_limit, s.match_candidates))

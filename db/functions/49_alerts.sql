@@ -161,7 +161,7 @@ BEGIN
             ON CONFLICT DO NOTHING
             RETURNING a.job_id, a.user_id, a.match_score
         )
-        SELECT x.user_id, x.job_id, x.match_score, job_match_reasons(u, j, y.similarity)
+        SELECT x.user_id, x.job_id, x.match_score, jobmatch_job_match_reasons(u, j, y.similarity)
         FROM sent AS x
         INNER JOIN unnest(v_jobs, v_users, v_sims) AS y (job_id, seeker, similarity)
             ON y.job_id = x.job_id AND y.seeker = x.user_id

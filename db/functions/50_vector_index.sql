@@ -7,7 +7,7 @@
 -- builds its ORDER BY from the same function, so the two always agree.
 -- p_normalized: the unit-length variant `jobmatch index tune` builds its
 -- candidate ivfflat indexes on (cosine distance is scale-free).
-CREATE OR REPLACE FUNCTION vector_search_expression(
+CREATE OR REPLACE FUNCTION jobmatch_vector_search_expression(
     p_column text, p_dimensions integer, p_halfvec boolean, p_normalized boolean DEFAULT FALSE
 )
 RETURNS text
@@ -43,7 +43,8 @@ AS $$
           AND jobmatch_fits($4, $5, $6, j)
         ORDER BY (%1$s <=> $1::%2$s)%4$s
         LIMIT $3 $q$,
-        vector_search_expression('job_embedding', p_model.dimensions, p_halfvec, p_normalized),
+        jobmatch_vector_search_expression('job_embedding', p_model.dimensions, p_halfvec,
+                                          p_normalized),
         CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END || '(' || p_model.dimensions || ')',
         p_model.model,
         CASE WHEN p_exact THEN ' + 0' ELSE '' END)
@@ -134,7 +135,7 @@ AS $$
 $$;
 
 -- lists = rows / 1000 up to 1M rows, sqrt(rows) above (pgvector's advice).
-CREATE OR REPLACE FUNCTION ivfflat_lists_for(p_rows bigint)
+CREATE OR REPLACE FUNCTION jobmatch_ivfflat_lists_for(p_rows bigint)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -150,8 +151,8 @@ $$;
 -- table). match_jobs needs no change for it: its window start is a value
 -- when the query is planned, and the planner proves that a window starting
 -- after posted_since lies inside the index.
--- The CLI runs this DDL CONCURRENTLY; build_vector_index runs it in place.
--- For any model's rows: the active one's (vector_index_ddl, below), or a
+-- The CLI runs this DDL CONCURRENTLY; jobmatch_build_vector_index runs it in place.
+-- For any model's rows: the active one's (jobmatch_vector_index_ddl, below), or a
 -- model switch's target (`jobmatch index rebuild --model`), whose
 -- index is built before promotion: partial on the target's name, it holds
 -- no row until promote_embedding_model moves the target's vectors into the
@@ -242,7 +243,7 @@ BEGIN
     END IF;
     index_name := coalesce(p_index_name, table_name || '_' || v_column || '_ann');
     IF method = 'ivfflat' THEN
-        lists := coalesce(p_lists, ivfflat_lists_for(row_count));
+        lists := coalesce(p_lists, jobmatch_ivfflat_lists_for(row_count));
         v_needed := greatest(p_min_rows, lists::bigint * 39);
         IF row_count < v_needed THEN
             RAISE EXCEPTION 'refusing to build an ivfflat index on % with % embedded rows (need at least %)',
@@ -253,7 +254,7 @@ BEGIN
     END IF;
     ddl := format('CREATE INDEX %I ON %I USING %s ((%s) %s) WITH (%s) WHERE %s',
                   index_name, table_name, method,
-                  vector_search_expression(v_column, v_model.dimensions, is_halfvec),
+                  jobmatch_vector_search_expression(v_column, v_model.dimensions, is_halfvec),
                   CASE WHEN is_halfvec THEN 'halfvec_cosine_ops' ELSE 'vector_cosine_ops' END,
                   CASE WHEN method = 'ivfflat' THEN format('lists = %s', lists)
                        ELSE format('m = %s, ef_construction = %s', p_hnsw_m,
@@ -264,7 +265,7 @@ END
 $$;
 
 -- The active model's index (jobmatch_vector_index_ddl, above).
-CREATE OR REPLACE FUNCTION vector_index_ddl(
+CREATE OR REPLACE FUNCTION jobmatch_vector_index_ddl(
     p_entity_type text,
     p_lists integer DEFAULT NULL,
     p_min_rows bigint DEFAULT 10000,
@@ -288,7 +289,7 @@ $$;
 -- Records a finished build so `jobmatch health` can report drift. A job
 -- index's method and precision become the model's: match_jobs searches with
 -- the expression the index was built on, or it could not use it.
-CREATE OR REPLACE FUNCTION record_vector_index_build(
+CREATE OR REPLACE FUNCTION jobmatch_record_vector_index_build(
     p_index_name text, p_table_name text, p_method text, p_halfvec boolean,
     p_lists integer, p_rows bigint,
     p_hnsw_m integer DEFAULT NULL, p_hnsw_ef_construction integer DEFAULT NULL,
@@ -317,7 +318,7 @@ $$;
 -- Builds (or rebuilds) the index inside the current transaction. Blocks
 -- writes to the table while it runs; `jobmatch index rebuild` builds
 -- concurrently instead.
-CREATE OR REPLACE FUNCTION build_vector_index(
+CREATE OR REPLACE FUNCTION jobmatch_build_vector_index(
     p_entity_type text,
     p_lists integer DEFAULT NULL,
     p_min_rows bigint DEFAULT 10000,
@@ -330,11 +331,11 @@ AS $$
 DECLARE
     d record;
 BEGIN
-    SELECT * INTO d FROM vector_index_ddl(p_entity_type, p_lists, p_min_rows, NULL,
+    SELECT * INTO d FROM jobmatch_vector_index_ddl(p_entity_type, p_lists, p_min_rows, NULL,
                                           p_method, p_halfvec);
     EXECUTE format('DROP INDEX IF EXISTS %I', d.index_name);
     EXECUTE d.ddl;
-    PERFORM record_vector_index_build(d.index_name, d.table_name, d.method, d.is_halfvec,
+    PERFORM jobmatch_record_vector_index_build(d.index_name, d.table_name, d.method, d.is_halfvec,
                                       d.lists, d.row_count,
                                       CASE WHEN d.method = 'hnsw' THEN 16 END,
                                       CASE WHEN d.method = 'hnsw' THEN 64 END,
@@ -364,7 +365,7 @@ $$;
 -- p_start: when the window holds more than the model's exact_scan_max_rows
 -- jobs (NULL: 800,000 / dimensions). Below that the planner chooses, and
 -- picks an exact scan via canonical_jobs_posted_date_idx for a small window.
-CREATE OR REPLACE FUNCTION vector_index_walk(p_model embedding_models, p_start timestamptz)
+CREATE OR REPLACE FUNCTION jobmatch_vector_index_walk(p_model embedding_models, p_start timestamptz)
 RETURNS boolean
 LANGUAGE sql
 AS $$

@@ -16,6 +16,151 @@
 --   jobs that left the window, its scans carry them. Rebuild either way.
 -- * an index recorded for another model, one that was dropped, or a table
 --   with enough vectors and no index at all.
+-- One helper per check; vector_index_drift runs them per recorded index.
+
+-- The rows of the model a table's index holds now (a job index: those
+-- posted since its posted_since).
+CREATE OR REPLACE FUNCTION jobmatch_drift_rows_now(
+    p_table text, p_model_column text, p_column text, p_model text,
+    p_posted_since timestamptz
+)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL%s',
+                   p_table, p_model_column, p_column,
+                   CASE WHEN p_posted_since IS NOT NULL
+                        THEN ' AND posted_date >= $2' ELSE '' END)
+        INTO v_rows USING p_model, p_posted_since;
+    RETURN v_rows;
+END
+$$;
+
+-- Whether the recorded index is the one to check: none recorded (worth a
+-- word only once exact scans get big: match_jobs searches jobs, match_users
+-- and the alerts seekers), recorded and dropped, or built for another
+-- model. NULL: it is, and the checks below apply.
+CREATE OR REPLACE FUNCTION jobmatch_drift_unusable(
+    p_index text, p_present boolean, p_built_model text, p_active_model text,
+    p_table text, p_entity text, p_rows_now bigint
+)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN p_index IS NULL THEN
+            CASE WHEN p_rows_now >= 10000 THEN format(
+                '%s has %s vectors and no vector index: match scans are exact; '
+                'build one with `jobmatch index rebuild --table %s`',
+                p_table, p_rows_now, p_entity) END
+        WHEN NOT p_present THEN format(
+            'index %s was recorded but no longer exists; rebuild with '
+            '`jobmatch index rebuild --table %s`', p_index, p_entity)
+        WHEN p_built_model IS DISTINCT FROM p_active_model THEN format(
+            'index %s was built for %s, the active model is %s; rebuild with '
+            '`jobmatch index rebuild --table %s`', p_index, p_built_model, p_active_model,
+            p_entity)
+    END
+$$;
+
+-- A job index against the window: one starting before its posted_since,
+-- or more than a window's length of jobs that left it.
+CREATE OR REPLACE FUNCTION jobmatch_drift_window(
+    p_index text, p_posted_since timestamptz, p_start timestamptz, p_window_days integer
+)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN p_posted_since > p_start THEN format(
+            'index %s covers jobs posted since %s, the %s-day window starts %s: '
+            'match_jobs cannot use it and scans exactly; rebuild with '
+            '`jobmatch index rebuild --table job`', p_index,
+            p_posted_since::date, p_window_days, p_start::date)
+        WHEN p_start - p_posted_since > make_interval(days => p_window_days) THEN format(
+            'index %s still holds jobs posted since %s, more than a window before '
+            'the window (%s): its scans carry them; rebuild it weekly with '
+            '`jobmatch index rebuild --table job`', p_index,
+            p_posted_since::date, p_start::date)
+    END
+$$;
+
+-- An ivfflat index on more than p_growth_ratio x the rows it was built on.
+CREATE OR REPLACE FUNCTION jobmatch_drift_growth(
+    p_index text, p_method text, p_rows_at_build bigint, p_rows_now bigint,
+    p_growth double precision, p_growth_ratio double precision, p_entity text
+)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN p_method = 'ivfflat' AND p_growth > p_growth_ratio THEN format(
+        'ivfflat index %s was built on %s rows, the table now has %s (x%s): '
+        'its lists no longer fit; rebuild with `jobmatch index rebuild --table %s`',
+        p_index, p_rows_at_build, p_rows_now, round(p_growth::numeric, 1), p_entity) END
+$$;
+
+-- match_jobs' search (jobmatch_nearest_jobs) against an exact one for
+-- p_sample seekers: its pool of max(k, match_candidates), then the
+-- threshold. Sets the model's search knobs for the transaction: called by
+-- vector_index_drift, whose SET clauses restore them when it returns.
+CREATE OR REPLACE FUNCTION jobmatch_drift_recall(
+    p_model embedding_models, p_pool integer, p_sample integer,
+    p_recall_target double precision, p_method text,
+    OUT recall double precision, OUT warning text
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_seeker user_preferences;
+    v_exact bigint[];
+    v_ann bigint[];
+    v_sum double precision := 0;
+    v_sum_sq double precision := 0;
+    v_one double precision;
+    v_n integer := 0;
+BEGIN
+    PERFORM jobmatch_set_search_knobs(p_model);
+    FOR v_seeker IN
+        SELECT u.* FROM user_preferences AS u
+        WHERE u.embedding_model = p_model.model AND u.user_embedding IS NOT NULL
+        ORDER BY md5(u.user_id::text)
+        LIMIT p_sample
+    LOOP
+        SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_exact
+        FROM jobmatch_nearest_jobs(v_seeker.user_id, p_pool, false, true) AS n
+        WHERE 1 - n.distance >= p_model.similarity_threshold;
+        SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_ann
+        FROM jobmatch_nearest_jobs(v_seeker.user_id, p_pool, p_model.index_halfvec) AS n
+        WHERE 1 - n.distance >= p_model.similarity_threshold;
+        IF cardinality(v_exact) > 0 THEN
+            v_one := (SELECT count(*) FROM unnest(v_ann) AS a
+                      WHERE a = ANY (v_exact))::double precision
+                     / cardinality(v_exact);
+            v_sum := v_sum + v_one;
+            v_sum_sq := v_sum_sq + v_one * v_one;
+            v_n := v_n + 1;
+        END IF;
+    END LOOP;
+    IF v_n > 0 THEN
+        recall := v_sum / v_n;
+        -- A few seekers are a noisy sample (some are hard): warn only when
+        -- even mean + 2 standard errors misses the target.
+        IF recall + 2 * sqrt(greatest(v_sum_sq / v_n - recall ^ 2, 0)
+                             / greatest(v_n - 1, 1)) < p_recall_target THEN
+            warning := format(
+                'sampled recall@%s of match_jobs is %s on %s seekers, below %s: '
+                'run `jobmatch index tune --apply`%s', p_pool,
+                round(recall::numeric, 3), v_n, p_recall_target,
+                CASE WHEN p_method = 'ivfflat'
+                     THEN ' or `jobmatch index rebuild --table job`' ELSE '' END);
+        END IF;
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vector_index_drift(
     p_growth_ratio double precision DEFAULT 2,
     p_recall_sample integer DEFAULT 10,
@@ -41,18 +186,8 @@ DECLARE
     v_model embedding_models := active_embedding_model();
     v_settings jobmatch_settings;
     b record;
-    v_entity text;
-    v_column text;
-    v_model_column text;
     v_start timestamptz;
-    v_seeker user_preferences;
-    v_pool integer;
-    v_exact bigint[];
-    v_ann bigint[];
-    v_sum double precision;
-    v_sum_sq double precision;
-    v_one double precision;
-    v_n integer;
+    v_recall_warning text;
     v_warnings text[];
 BEGIN
     IF v_model.model IS NULL THEN
@@ -74,100 +209,29 @@ BEGIN
                AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
         ORDER BY x.entity, vb.index_name
     LOOP
-        v_entity := b.entity; v_column := b.col; v_model_column := b.model_col;
         index_name := b.built_name; table_name := b.tbl; method := b.method;
         is_halfvec := b.halfvec; lists := b.lists; rows_at_build := b.rows_at_build;
         built_at := b.built_at; posted_since := b.posted_since; sampled_recall := NULL;
-        v_warnings := '{}';
-        -- the rows the index holds now
-        EXECUTE format('SELECT count(*) FROM %I WHERE %I = $1 AND %I IS NOT NULL%s',
-                       b.tbl, b.model_col, b.col,
-                       CASE WHEN b.posted_since IS NOT NULL
-                            THEN ' AND posted_date >= $2' ELSE '' END)
-            INTO rows_now USING v_model.model, b.posted_since;
+        rows_now := jobmatch_drift_rows_now(b.tbl, b.model_col, b.col, v_model.model,
+                                            b.posted_since);
         growth := CASE WHEN b.rows_at_build > 0
                        THEN rows_now::double precision / b.rows_at_build END;
-        IF b.built_name IS NULL THEN
-            -- no index recorded: only worth a word once exact scans get big
-            -- (match_jobs searches jobs, match_users and the alerts seekers)
-            IF rows_now >= 10000 THEN
-                v_warnings := v_warnings || format(
-                    '%s has %s vectors and no vector index: match scans are exact; '
-                    'build one with `jobmatch index rebuild --table %s`',
-                    b.tbl, rows_now, b.entity);
-            END IF;
-        ELSIF NOT b.present THEN
-            v_warnings := v_warnings || format(
-                'index %s was recorded but no longer exists; rebuild with '
-                '`jobmatch index rebuild --table %s`', b.built_name, b.entity);
-        ELSIF b.model IS DISTINCT FROM v_model.model THEN
-            v_warnings := v_warnings || format(
-                'index %s was built for %s, the active model is %s; rebuild with '
-                '`jobmatch index rebuild --table %s`', b.built_name, b.model, v_model.model,
-                b.entity);
+        IF b.built_name IS NULL OR NOT b.present OR b.model IS DISTINCT FROM v_model.model THEN
+            v_warnings := ARRAY[jobmatch_drift_unusable(b.built_name, b.present, b.model,
+                                                        v_model.model, b.tbl, b.entity,
+                                                        rows_now)];
         ELSE
-            IF b.posted_since > v_start THEN
-                v_warnings := v_warnings || format(
-                    'index %s covers jobs posted since %s, the %s-day window starts %s: '
-                    'match_jobs cannot use it and scans exactly; rebuild with '
-                    '`jobmatch index rebuild --table job`', b.built_name,
-                    b.posted_since::date, v_settings.match_window_days, v_start::date);
-            ELSIF v_start - b.posted_since
-                  > make_interval(days => v_settings.match_window_days) THEN
-                v_warnings := v_warnings || format(
-                    'index %s still holds jobs posted since %s, more than a window before '
-                    'the window (%s): its scans carry them; rebuild it weekly with '
-                    '`jobmatch index rebuild --table job`', b.built_name,
-                    b.posted_since::date, v_start::date);
-            END IF;
-            IF b.method = 'ivfflat' AND growth > p_growth_ratio THEN
-                v_warnings := v_warnings || format(
-                    'ivfflat index %s was built on %s rows, the table now has %s (x%s): '
-                    'its lists no longer fit; rebuild with `jobmatch index rebuild --table %s`',
-                    b.built_name, b.rows_at_build, rows_now, round(growth::numeric, 1),
-                    b.entity);
-            END IF;
+            v_warnings := ARRAY[
+                jobmatch_drift_window(b.built_name, b.posted_since, v_start,
+                                      v_settings.match_window_days),
+                jobmatch_drift_growth(b.built_name, b.method, b.rows_at_build, rows_now,
+                                      growth, p_growth_ratio, b.entity)];
             IF b.entity = 'job' AND coalesce(p_recall_sample, 0) > 0 THEN
-                -- match_jobs' search (jobmatch_nearest_jobs), its pool of
-                -- max(k, match_candidates), then the threshold.
-                v_pool := greatest(p_k, v_settings.match_candidates);
-                PERFORM jobmatch_set_search_knobs(v_model);
-                v_sum := 0; v_sum_sq := 0; v_n := 0;
-                FOR v_seeker IN
-                    SELECT u.* FROM user_preferences AS u
-                    WHERE u.embedding_model = v_model.model AND u.user_embedding IS NOT NULL
-                    ORDER BY md5(u.user_id::text)
-                    LIMIT p_recall_sample
-                LOOP
-                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_exact
-                    FROM jobmatch_nearest_jobs(v_seeker.user_id, v_pool, false, true) AS n
-                    WHERE 1 - n.distance >= v_model.similarity_threshold;
-                    SELECT coalesce(array_agg(n.id ORDER BY n.distance, n.id), '{}') INTO v_ann
-                    FROM jobmatch_nearest_jobs(v_seeker.user_id, v_pool, v_model.index_halfvec) AS n
-                    WHERE 1 - n.distance >= v_model.similarity_threshold;
-                    IF cardinality(v_exact) > 0 THEN
-                        v_one := (SELECT count(*) FROM unnest(v_ann) AS a
-                                  WHERE a = ANY (v_exact))::double precision
-                                 / cardinality(v_exact);
-                        v_sum := v_sum + v_one;
-                        v_sum_sq := v_sum_sq + v_one * v_one;
-                        v_n := v_n + 1;
-                    END IF;
-                END LOOP;
-                IF v_n > 0 THEN
-                    sampled_recall := v_sum / v_n;
-                    -- A few seekers are a noisy sample (some are hard): warn
-                    -- only when even mean + 2 standard errors misses the target.
-                    IF sampled_recall + 2 * sqrt(greatest(v_sum_sq / v_n - sampled_recall ^ 2, 0)
-                                                 / greatest(v_n - 1, 1)) < p_recall_target THEN
-                        v_warnings := v_warnings || format(
-                            'sampled recall@%s of match_jobs is %s on %s seekers, below %s: '
-                            'run `jobmatch index tune --apply`%s', v_pool,
-                            round(sampled_recall::numeric, 3), v_n, p_recall_target,
-                            CASE WHEN b.method = 'ivfflat'
-                                 THEN ' or `jobmatch index rebuild --table job`' ELSE '' END);
-                    END IF;
-                END IF;
+                SELECT r.recall, r.warning INTO sampled_recall, v_recall_warning
+                FROM jobmatch_drift_recall(v_model,
+                                           greatest(p_k, v_settings.match_candidates),
+                                           p_recall_sample, p_recall_target, b.method) AS r;
+                v_warnings := v_warnings || v_recall_warning;
             END IF;
         END IF;
         warning := nullif(array_to_string(v_warnings, '; '), '');

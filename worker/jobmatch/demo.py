@@ -72,7 +72,7 @@ def load_and_embed(conn, jobs: list[dict], seekers: list[dict], progress=None):
 
 
 def _print_matches(conn, user_id: int, limit: int = 5) -> None:
-    profile = conn.execute("SELECT user_profile_text(u) FROM user_preferences u"
+    profile = conn.execute("SELECT jobmatch_user_profile_text(u) FROM user_preferences u"
                            " WHERE user_id = %s", [user_id]).fetchone()[0]
     print(f"\nSeeker {user_id}: {profile[:160]}{'...' if len(profile) > 160 else ''}")
     rows = conn.execute("SELECT title, company, location, match_score, match_method,"

@@ -95,7 +95,7 @@ def _model(conn) -> dict:
 
 def _expr(conn, column: str, dims: int, halfvec: bool, normalized: bool = False) -> str:
     """The indexed expression, as match_jobs and the index builder write it."""
-    return conn.execute("SELECT vector_search_expression(%s, %s, %s, %s)",
+    return conn.execute("SELECT jobmatch_vector_search_expression(%s, %s, %s, %s)",
                         [column, dims, halfvec, normalized]).fetchone()[0]
 
 

@@ -19,20 +19,20 @@ def rebuild(conn: psycopg.Connection, entity_type: str, lists: int | None = None
     active = conn.execute("SELECT model FROM embedding_models WHERE is_active").fetchone()
     if model is not None and (active is None or model != active[0]):
         return _build_target(conn, entity_type, model, method, halfvec)
-    final = conn.execute("SELECT index_name FROM vector_index_ddl(%s, 1, 0)",
+    final = conn.execute("SELECT index_name FROM jobmatch_vector_index_ddl(%s, 1, 0)",
                          [entity_type]).fetchone()[0]
     building = final + "_new"
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(building)))
     name, table, method, halfvec, lists, rows, since, ddl = conn.execute(
         "SELECT index_name, table_name, method, is_halfvec, lists, row_count, posted_since, ddl"
-        " FROM vector_index_ddl(%s, %s, %s, %s, %s, %s)",
+        " FROM jobmatch_vector_index_ddl(%s, %s, %s, %s, %s, %s)",
         [entity_type, lists, min_rows, building, method, halfvec]).fetchone()
     conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(final)))
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(building),
                                                                sql.Identifier(final)))
     hnsw = method == "hnsw"
-    conn.execute("SELECT record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    conn.execute("SELECT jobmatch_record_vector_index_build(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                  [final, table, method, halfvec, lists, rows, 16 if hnsw else None,
                   64 if hnsw else None, since])
     return {"index": final, "table": table, "method": method, "halfvec": halfvec,
@@ -49,7 +49,7 @@ def _build_target(conn: psycopg.Connection, entity_type: str, model: str,
                          " (jobmatch model add)")
     method = method or "hnsw"
     halfvec = row[1] if halfvec is None else halfvec
-    final = conn.execute("SELECT index_name FROM vector_index_ddl(%s, 1, 0)",
+    final = conn.execute("SELECT index_name FROM jobmatch_vector_index_ddl(%s, 1, 0)",
                          [entity_type]).fetchone()[0] + "_next"
     ddl_args = ("SELECT index_name, table_name, method, is_halfvec, lists, row_count,"
                 " posted_since, ddl FROM jobmatch_vector_index_ddl("
