@@ -35,7 +35,6 @@ RELEASED_MIGRATIONS = {
     "0015_job_retention.sql": "ec7f7862ff25d586c8bf0770259c3a58340a0d995fdfcf06ec8e1451075b5c32",
     "0016_inline_vectors.sql": "a1d3597509c7c088f120f00af070cd9ddef28b728179089164f3e0af64f5ee7d",
     "0017_model_switch.sql": "205e550b42561475341d2e719367cff6cbb66be5517150ecc3dce7c4bc8af8e5",
-    "0018_internal_names.sql": "6a581d83ad8b44bb7c4ca165eb10dc50c49aa55efd3ea546f7023dfa84d098ef",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -123,7 +122,7 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
                                    "0011_bounded_job_document", "0012_role_focused_ranking",
                                    "0013_job_alerts", "0014_role_vectors",
                                    "0015_job_retention", "0016_inline_vectors",
-                                   "0017_model_switch", "0018_internal_names"]
+                                   "0017_model_switch"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

@@ -1,10 +1,10 @@
--- depends: 0017_model_switch
--- Naming rule (issue #12): the API keeps plain names, every internal helper
--- begins with `jobmatch_`. db/functions now defines these helpers under
--- their jobmatch_ names; an upgraded database still holds the old ones
--- (no table, index, view or trigger uses them: only other functions' bodies,
--- which db/functions replaces right after this migration). Each signature a
--- deploy may have left is dropped (0004 and 0008 dropped the older ones):
+-- Retired names, dropped on every deploy in the same transaction as the
+-- function files before this one, so a bot call never finds the old body
+-- calling a dropped helper, or a new body missing one (a migration runs in
+-- a transaction of its own, before the function files). Naming rule (issue
+-- #12): the API keeps plain names, every internal helper begins with
+-- `jobmatch_`; these are the plain names the helpers had. No table, index,
+-- view or trigger uses them, only older function bodies, replaced above.
 -- vector_search_expression had three arguments before p_normalized.
 DROP FUNCTION IF EXISTS user_profile_text(user_preferences);
 DROP FUNCTION IF EXISTS job_profile_text(canonical_jobs);
