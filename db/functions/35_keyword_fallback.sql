@@ -143,3 +143,78 @@ BEGIN
     RETURN v_ids;
 END
 $$;
+
+-- match_jobs' keyword fallback, in two tiers: jobs naming one of the
+-- seeker's roles as a whole, then (only if they are fewer than the limit)
+-- any other job sharing a word of their roles, categories or skills
+-- (p_query). Each tier ranks only its newest p_pool jobs that fit
+-- (jobmatch_keyword_pool: a bounded cost however many jobs share a common
+-- word), by how much of the seeker's words they share (normalization 32:
+-- rank / (rank + 1), a 0-1 score), newer first on ties. p_searched: the
+-- seeker has a vector whose nearest jobs were not relevant; they get jobs
+-- naming their role, never the jobs that only share a word. Rows as
+-- match_jobs returns them.
+CREATE OR REPLACE FUNCTION jobmatch_keyword_matches(
+    u user_preferences, p_query tsquery, p_window_start timestamptz, p_places text[],
+    p_types text[], p_limit integer, p_pool integer, p_searched boolean
+)
+RETURNS TABLE (
+    job_id bigint,
+    title text,
+    company text,
+    location text,
+    work_arrangement text,
+    remote_allowed boolean,
+    salary_min numeric,
+    salary_max numeric,
+    salary_currency text,
+    posted_date timestamptz,
+    similarity double precision,
+    match_score numeric,
+    match_reasons text[],
+    match_method text
+)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_strict tsquery := jobmatch_user_role_query(u);
+    v_match tsquery;
+    v_exclude tsquery;
+    v_ids bigint[];
+    v_rows bigint := 0;
+    v_got bigint;
+BEGIN
+    IF p_query IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH v_match IN ARRAY ARRAY[v_strict, p_query] LOOP
+        CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
+        EXIT WHEN p_searched AND v_match IS DISTINCT FROM v_strict;
+        v_ids := jobmatch_keyword_pool(v_match, v_exclude, p_window_start, u,
+                                       p_places, p_types, p_pool);
+        RETURN QUERY
+        SELECT j.id::bigint, j.title::text, j.company::text,
+               coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
+               j.ai_work_arrangement::text, j.ai_remote_allowed,
+               jobmatch_pay(j.ai_salary_min), jobmatch_pay(j.ai_salary_max),
+               j.ai_salary_currency::text, j.posted_date::timestamptz,
+               NULL::double precision,
+               round(100 * k.rank::numeric, 1),
+               jobmatch_job_match_reasons(u, j, NULL),
+               'keyword'::text
+        FROM canonical_jobs AS j
+        CROSS JOIN LATERAL (
+            SELECT ts_rank_cd(j.job_document, p_query, 32) AS rank
+        ) AS k
+        WHERE j.id = ANY (v_ids)
+        ORDER BY k.rank DESC, j.posted_date DESC, j.id
+        LIMIT p_limit - v_rows;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        v_rows := v_rows + v_got;
+        -- Fewer than the limit: the pool held every role match that fits,
+        -- so the next tier leaves them all out.
+        EXIT WHEN v_rows >= p_limit;
+        v_exclude := v_strict;
+    END LOOP;
+END
+$$;

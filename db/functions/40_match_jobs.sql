@@ -211,12 +211,6 @@ DECLARE
     v_searched boolean := false;
     v_enable_sort text;
     v_rows bigint;
-    v_strict tsquery;
-    v_match tsquery;
-    v_exclude tsquery;
-    v_ids bigint[];
-    v_pool integer;
-    v_got bigint;
     v_exact boolean := jobmatch_exact_search();
 BEGIN
     IF p_user_id IS NULL THEN
@@ -327,46 +321,10 @@ BEGIN
     IF v_query IS NULL THEN
         RETURN;
     END IF;
-    -- Keyword fallback, in two tiers: jobs naming one of the seeker's roles
-    -- as a whole, then (only if they are fewer than the limit) any other job
-    -- sharing a word of their roles, categories or skills. Each tier ranks
-    -- only its newest keyword_candidates jobs that fit (jobmatch_keyword_pool:
-    -- a bounded cost however many jobs share a common word), by how much of
-    -- the seeker's words they share (normalization 32: rank / (rank + 1), a
-    -- 0-1 score), newer first on ties.
-    v_pool := greatest(s.keyword_candidates, v_limit);
-    v_strict := jobmatch_user_role_query(u);
-    v_rows := 0;
-    FOREACH v_match IN ARRAY ARRAY[v_strict, v_query] LOOP
-        CONTINUE WHEN v_match IS NULL OR v_match IS NOT DISTINCT FROM v_exclude;
-        -- a seeker with a vector whose nearest jobs were not relevant gets
-        -- jobs naming their role, never the jobs that only share a word
-        EXIT WHEN v_searched AND v_match IS DISTINCT FROM v_strict;
-        v_ids := jobmatch_keyword_pool(v_match, v_exclude, v_window_start, u,
-                                       v_places, v_types, v_pool);
-        RETURN QUERY
-        SELECT j.id::bigint, j.title::text, j.company::text,
-               coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,
-               j.ai_work_arrangement::text, j.ai_remote_allowed,
-               jobmatch_pay(j.ai_salary_min), jobmatch_pay(j.ai_salary_max),
-               j.ai_salary_currency::text, j.posted_date::timestamptz,
-               NULL::double precision,
-               round(100 * k.rank::numeric, 1),
-               jobmatch_job_match_reasons(u, j, NULL),
-               'keyword'::text
-        FROM canonical_jobs AS j
-        CROSS JOIN LATERAL (
-            SELECT ts_rank_cd(j.job_document, v_query, 32) AS rank
-        ) AS k
-        WHERE j.id = ANY (v_ids)
-        ORDER BY k.rank DESC, j.posted_date DESC, j.id
-        LIMIT v_limit - v_rows;
-        GET DIAGNOSTICS v_got = ROW_COUNT;
-        v_rows := v_rows + v_got;
-        -- Fewer than the limit: the pool held every role match that fits,
-        -- so the next tier leaves them all out.
-        EXIT WHEN v_rows >= v_limit;
-        v_exclude := v_strict;
-    END LOOP;
+    -- Keyword fallback (jobmatch_keyword_matches, 35_keyword_fallback.sql)
+    RETURN QUERY
+    SELECT * FROM jobmatch_keyword_matches(u, v_query, v_window_start, v_places, v_types,
+                                           v_limit, greatest(s.keyword_candidates, v_limit),
+                                           v_searched);
 END
 $$;
