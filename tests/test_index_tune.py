@@ -101,6 +101,30 @@ def test_tune_recommends_a_setting_that_meets_the_target_and_apply_stores_it(con
 
 
 @pytest.mark.slow
+def test_tune_of_the_seekers_index_measures_match_users_own_search(conn):
+    clustered(conn, n=2000, seekers=3000, seed=11)
+    conn.execute("SELECT * FROM jobmatch_build_vector_index('user', NULL, 0)")
+    conn.execute("ANALYZE user_preferences")
+    (job_id,) = conn.execute("SELECT id FROM canonical_jobs WHERE posted_date > now() - '30 days'"
+                             "::interval ORDER BY id LIMIT 1").fetchone()
+    # the search is match_users' (jobmatch_nearest_users_sql): the same
+    # seekers, nearest first, as match_users' candidates with no floor
+    exact = [r[0] for r in conn.execute(
+        "SELECT id FROM jobmatch_nearest_users(%s, 20, false, true)", [job_id])]
+    assert len(exact) == 20
+    assert exact == [r[0] for r in conn.execute(
+        "SELECT u.user_id FROM user_preferences u, canonical_jobs j WHERE j.id = %s"
+        " ORDER BY u.user_embedding <=> j.job_embedding, u.user_id LIMIT 20", [job_id])]
+    result = tune(conn, "user", sample=20, settings=[1, 4, 32], candidate_lists=[8])
+    assert result.index.table == "user_preferences" and result.sample == 20
+    recalls = {p.setting: p.recall for p in result.points if not p.candidate}
+    assert set(recalls) == {1, 4, 32} and recalls[32] >= 0.95
+    assert result.recommended is not None and result.recommended.recall >= 0.95
+    assert any(p.candidate and p.lists == 8 for p in result.points)
+    assert result.index.planner_uses_index in (True, False)  # its EXPLAIN ran
+
+
+@pytest.mark.slow
 def test_tune_tries_candidate_lists_on_a_temporary_index(conn):
     clustered(conn, seed=3)
     conn.execute("SELECT * FROM jobmatch_build_vector_index('job')")

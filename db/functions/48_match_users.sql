@@ -29,7 +29,8 @@ $$;
 -- alerts, have not been sent this job, and had fewer than $6 alerts since
 -- $5. p_exact orders by distance + 0 (no index).
 CREATE OR REPLACE FUNCTION jobmatch_nearest_users_sql(
-    p_model embedding_models, p_halfvec boolean, p_exact boolean, p_alerts boolean
+    p_model embedding_models, p_halfvec boolean, p_exact boolean, p_alerts boolean,
+    p_normalized boolean DEFAULT FALSE
 )
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -42,9 +43,10 @@ BEGIN
         WHERE u.embedding_model = %3$L AND u.user_embedding IS NOT NULL
           AND jobmatch_in_semantic_share(u.user_id, $4)
           AND jobmatch_fits(u, f.places, f.types, $2)%5$s
-        ORDER BY (u.%1$s <=> $1::%2$s)%4$s
+        ORDER BY (%1$s <=> $1::%2$s)%4$s
         LIMIT $3 $q$,
-        jobmatch_vector_search_expression('user_embedding', p_model.dimensions, p_halfvec),
+        jobmatch_vector_search_expression('user_embedding', p_model.dimensions, p_halfvec,
+                                          p_normalized),
         CASE WHEN p_halfvec THEN 'halfvec' ELSE 'vector' END || '(' || p_model.dimensions || ')',
         p_model.model,
         CASE WHEN p_exact THEN ' + 0' ELSE '' END,
@@ -55,6 +57,51 @@ BEGIN
           AND (SELECT count(*) FROM job_alerts AS a
                WHERE a.user_id = u.user_id AND a.sent_at > $5) < $6$a$
              ELSE '' END);
+END
+$$;
+
+-- match_users' search as a table, for `jobmatch index tune --table user`:
+-- the p_pool seekers nearest to job p_job_id whom it fits (no alert rules),
+-- with p_normalized the index expression a candidate ivfflat index is
+-- built on. Nothing for a job without a vector of the active model.
+CREATE OR REPLACE FUNCTION jobmatch_nearest_users(
+    p_job_id bigint, p_pool integer, p_halfvec boolean,
+    p_exact boolean DEFAULT FALSE, p_normalized boolean DEFAULT FALSE
+)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    m embedding_models := active_embedding_model();
+    j canonical_jobs;
+BEGIN
+    SELECT * INTO j FROM canonical_jobs AS c WHERE c.id = p_job_id;
+    IF NOT FOUND OR j.job_embedding IS NULL OR j.job_embedding_model IS DISTINCT FROM m.model THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE jobmatch_nearest_users_sql(m, p_halfvec, p_exact, false, p_normalized)
+        USING j.job_embedding, j, p_pool, (SELECT s.semantic_share FROM jobmatch_settings AS s),
+              NULL::timestamptz, NULL::integer;
+END
+$$;
+
+-- How the planner runs that search for job p_job_id (EXPLAIN): whether it
+-- walks the seekers' vector index (`jobmatch index tune` reports it).
+CREATE OR REPLACE FUNCTION jobmatch_nearest_users_plan(
+    p_job_id bigint, p_pool integer, p_halfvec boolean
+)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE  -- EXPLAIN is not allowed in a STABLE function
+AS $$
+DECLARE
+    j canonical_jobs;
+BEGIN
+    SELECT * INTO j FROM canonical_jobs AS c WHERE c.id = p_job_id;
+    RETURN QUERY EXECUTE 'EXPLAIN ' || jobmatch_nearest_users_sql(active_embedding_model(),
+                                                                   p_halfvec, false, false)
+        USING j.job_embedding, j, p_pool,
+              (SELECT s.semantic_share FROM jobmatch_settings AS s),
+              NULL::timestamptz, NULL::integer;
 END
 $$;
 

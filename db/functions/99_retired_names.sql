@@ -22,3 +22,5 @@ DROP FUNCTION IF EXISTS build_vector_index(text, integer, bigint, text, boolean)
 DROP FUNCTION IF EXISTS record_vector_index_build(
     text, text, text, boolean, integer, bigint, integer, integer, timestamptz
 );
+-- before p_normalized (`jobmatch index tune --table user` searches through it)
+DROP FUNCTION IF EXISTS jobmatch_nearest_users_sql(embedding_models, boolean, boolean, boolean);

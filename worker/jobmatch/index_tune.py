@@ -204,29 +204,21 @@ JOB_SEARCH = sql.SQL("""
     WHERE 1 - n.distance >= %(threshold)s ORDER BY n.distance, n.id""")
 
 
+# Jobs' audiences: match_users' own search (jobmatch_nearest_users in
+# db/functions/48_match_users.sql), the job's fit to each seeker included.
+USER_SEARCH = sql.SQL("""
+    SELECT n.id FROM jobmatch_nearest_users(%(key)s, %(k)s, %(halfvec)s, %(exact)s, %(normalized)s)
+        AS n
+    WHERE 1 - n.distance >= %(threshold)s ORDER BY n.distance, n.id""")
+
+
 def search_sql(conn, entity: str, model: dict, halfvec: bool, normalized: bool = False,
                exact: bool = False) -> tuple[sql.Composable, dict]:
-    """The search a sweep measures and its fixed parameters: for jobs,
-    match_jobs' own (JOB_SEARCH); for users (no SQL search of seekers yet),
-    the nearest rows of the model by the same indexed expression. `exact`
-    orders by distance + 0, which no index can serve."""
+    """The search a sweep measures and its fixed parameters: SQL's own, for
+    jobs match_jobs' (JOB_SEARCH), for users match_users' (USER_SEARCH).
+    `exact` orders by distance + 0, which no index can serve."""
     fixed = {"halfvec": halfvec, "exact": exact, "normalized": normalized}
-    if entity == "job":
-        return JOB_SEARCH, fixed
-    table, key, column, model_col, _q = TABLES[entity]
-    dims = model["dimensions"]
-    expr = _expr(conn, f"t.{column}", dims, halfvec, normalized)
-    cast = f"{'halfvec' if halfvec else 'vector'}({dims})"
-    return sql.SQL(f"""
-        WITH nearest AS MATERIALIZED (
-            SELECT t.{key} AS id, t.{column} <=> %(q)s::vector AS distance
-            FROM {table} AS t
-            WHERE t.{model_col} = {{model}}
-            ORDER BY ({expr} <=> %(q)s::{cast}){" + 0" if exact else ""}
-            LIMIT %(k)s
-        )
-        SELECT id FROM nearest WHERE 1 - distance >= %(threshold)s ORDER BY distance, id
-    """).format(model=sql.Literal(model["model"])), fixed
+    return (JOB_SEARCH if entity == "job" else USER_SEARCH), fixed
 
 
 def _force_index(conn) -> None:
@@ -285,13 +277,9 @@ def planner_uses_index(conn, entity: str, model: dict, index: IndexInfo, query: 
                        pool: int, threshold: float) -> bool:
     """Whether match_jobs' search, planned as usual, walks `index`."""
     with conn.transaction():
-        if entity == "job":
-            plan = conn.execute("SELECT * FROM jobmatch_nearest_jobs_plan(%s, %s, %s)",
-                                [query.key, pool, index.halfvec]).fetchall()
-        else:
-            q, fixed = search_sql(conn, entity, model, index.halfvec)
-            plan = conn.execute(sql.SQL("EXPLAIN ") + q,
-                                _params(query, pool, threshold, fixed)).fetchall()
+        side = "jobs" if entity == "job" else "users"
+        plan = conn.execute(f"SELECT * FROM jobmatch_nearest_{side}_plan(%s, %s, %s)",
+                            [query.key, pool, index.halfvec]).fetchall()
     return index.name in " ".join(r[0] for r in plan)
 
 
