@@ -29,11 +29,63 @@ def _run(conn: psycopg.Connection, query: str, params: Sequence) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
-def claim(conn: psycopg.Connection, worker_id: str, limit: int,
-          lease_seconds: float = 300.0) -> list[Claimed]:
-    rows = _run(conn, "SELECT * FROM claim_embedding_batch(%s, %s, make_interval(secs => %s))",
+# The queue API's calls, one body each: `queue` names the SQL functions of
+# the active model's queue ('embedding') or of a blue/green switch's target
+# ('target', db/functions/28_target_queue.sql, its vectors stored beside the
+# serving ones); both take and return the same things.
+_FUNCTIONS = {
+    "embedding": ("claim_embedding_batch", "complete_embeddings", "fail_embeddings",
+                  "release_embeddings"),
+    "target": ("claim_target_embeddings", "complete_target_embeddings",
+               "fail_target_embeddings", "release_target_embeddings"),
+}
+
+
+def _claim(conn, queue: str, worker_id: str, limit: int, lease_seconds: float) -> list[Claimed]:
+    fn = _FUNCTIONS[queue][0]
+    rows = _run(conn, f"SELECT * FROM {fn}(%s, %s, make_interval(secs => %s))",
                 [worker_id, limit, lease_seconds])
     return [Claimed(*row) for row in rows]
+
+
+def _complete(conn, queue: str, worker_id: str, model: str, claimed: Sequence[Claimed],
+              vectors: Sequence, role_vectors: Sequence | None) -> int:
+    if not claimed:
+        return 0
+    roles = None
+    if role_vectors is not None:
+        roles = [None if v is None else np.asarray(v, dtype=np.float32) for v in role_vectors]
+    ((written,),) = _run(
+        conn,
+        f"SELECT {_FUNCTIONS[queue][1]}(%s, %s, %s, %s, %s, %b, %b::vector[])",
+        [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
+         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors],
+         roles],
+    )
+    return written
+
+
+def _fail(conn, queue: str, worker_id: str, claimed: Sequence[Claimed], error: str) -> int:
+    if not claimed:
+        return 0
+    ((dead,),) = _run(conn, f"SELECT {_FUNCTIONS[queue][2]}(%s, %s, %s, %s)",
+                      [worker_id, [c.entity_type for c in claimed],
+                       [c.entity_id for c in claimed], error])
+    return dead
+
+
+def _release(conn, queue: str, worker_id: str, claimed: Sequence[Claimed] | None) -> int:
+    types = ids = None
+    if claimed is not None:
+        types = [c.entity_type for c in claimed]
+        ids = [c.entity_id for c in claimed]
+    ((n,),) = _run(conn, f"SELECT {_FUNCTIONS[queue][3]}(%s, %s, %s)", [worker_id, types, ids])
+    return n
+
+
+def claim(conn: psycopg.Connection, worker_id: str, limit: int,
+          lease_seconds: float = 300.0) -> list[Claimed]:
+    return _claim(conn, "embedding", worker_id, limit, lease_seconds)
 
 
 def complete(conn: psycopg.Connection, worker_id: str, model: str,
@@ -43,41 +95,19 @@ def complete(conn: psycopg.Connection, worker_id: str, model: str,
     (None where it has no role text) with its profile vector; returns how
     many rows were written. role_vectors None: none sent (the rows are
     written without, and match with a neutral role term)."""
-    if not claimed:
-        return 0
-    roles = None
-    if role_vectors is not None:
-        roles = [None if v is None else np.asarray(v, dtype=np.float32) for v in role_vectors]
-    ((written,),) = _run(
-        conn,
-        "SELECT complete_embeddings(%s, %s, %s, %s, %s, %b, %b::vector[])",
-        [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
-         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors],
-         roles],
-    )
-    return written
+    return _complete(conn, "embedding", worker_id, model, claimed, vectors, role_vectors)
 
 
 def fail(conn: psycopg.Connection, worker_id: str, claimed: Sequence[Claimed],
          error: str) -> int:
     """Counts a failed attempt (backoff); returns how many were dead-lettered."""
-    if not claimed:
-        return 0
-    ((dead,),) = _run(conn, "SELECT fail_embeddings(%s, %s, %s, %s)",
-                      [worker_id, [c.entity_type for c in claimed],
-                       [c.entity_id for c in claimed], error])
-    return dead
+    return _fail(conn, "embedding", worker_id, claimed, error)
 
 
 def release(conn: psycopg.Connection, worker_id: str,
             claimed: Sequence[Claimed] | None = None) -> int:
     """Gives leases back without counting an attempt; None = all of this worker's."""
-    types = ids = None
-    if claimed is not None:
-        types = [c.entity_type for c in claimed]
-        ids = [c.entity_id for c in claimed]
-    ((n,),) = _run(conn, "SELECT release_embeddings(%s, %s, %s)", [worker_id, types, ids])
-    return n
+    return _release(conn, "embedding", worker_id, claimed)
 
 
 def record_usage(conn: psycopg.Connection, model: str, requests: int, inputs: int,
@@ -90,49 +120,23 @@ def pending(conn: psycopg.Connection) -> int:
     return n
 
 
-# The target model's queue during a blue/green switch (db/functions/28_target_queue.sql):
-# the same calls, its vectors stored beside the serving ones.
+# The target model's queue during a blue/green switch: the same calls.
 def claim_target(conn: psycopg.Connection, worker_id: str, limit: int,
                  lease_seconds: float = 300.0) -> list[Claimed]:
-    rows = _run(conn, "SELECT * FROM claim_target_embeddings(%s, %s, make_interval(secs => %s))",
-                [worker_id, limit, lease_seconds])
-    return [Claimed(*row) for row in rows]
+    return _claim(conn, "target", worker_id, limit, lease_seconds)
 
 
 def complete_target(conn: psycopg.Connection, worker_id: str, model: str,
                     claimed: Sequence[Claimed], vectors: Sequence,
                     role_vectors: Sequence | None = None) -> int:
-    if not claimed:
-        return 0
-    roles = None
-    if role_vectors is not None:
-        roles = [None if v is None else np.asarray(v, dtype=np.float32) for v in role_vectors]
-    ((written,),) = _run(
-        conn,
-        "SELECT complete_target_embeddings(%s, %s, %s, %s, %s, %b, %b::vector[])",
-        [worker_id, model, [c.entity_type for c in claimed], [c.entity_id for c in claimed],
-         [c.text_hash for c in claimed], [np.asarray(v, dtype=np.float32) for v in vectors],
-         roles],
-    )
-    return written
+    return _complete(conn, "target", worker_id, model, claimed, vectors, role_vectors)
 
 
 def fail_target(conn: psycopg.Connection, worker_id: str, claimed: Sequence[Claimed],
                 error: str) -> int:
-    if not claimed:
-        return 0
-    ((dead,),) = _run(conn, "SELECT fail_target_embeddings(%s, %s, %s, %s)",
-                      [worker_id, [c.entity_type for c in claimed],
-                       [c.entity_id for c in claimed], error])
-    return dead
+    return _fail(conn, "target", worker_id, claimed, error)
 
 
 def release_target(conn: psycopg.Connection, worker_id: str,
                    claimed: Sequence[Claimed] | None = None) -> int:
-    types = ids = None
-    if claimed is not None:
-        types = [c.entity_type for c in claimed]
-        ids = [c.entity_id for c in claimed]
-    ((n,),) = _run(conn, "SELECT release_target_embeddings(%s, %s, %s)",
-                   [worker_id, types, ids])
-    return n
+    return _release(conn, "target", worker_id, claimed)
