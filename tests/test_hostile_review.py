@@ -81,6 +81,11 @@ def test_a_writer_cannot_write_vectors_or_their_bookkeeping(conn, roles, data):
             ("UPDATE user_preferences SET user_role_embedding = %s WHERE user_id = 2",
              [unit(1)]),
             ("UPDATE canonical_jobs SET job_embedding_model = 'other' WHERE id = %s", [job_id]),
+            # the occupation decides who meets whom (migration 0018): the write-back's too
+            ("UPDATE canonical_jobs SET job_occupation = '4226.1' WHERE id = %s", [job_id]),
+            ("UPDATE user_preferences SET user_occupation = '4226.1' WHERE user_id = 2", []),
+            ("INSERT INTO user_preferences (user_id, job_roles, user_occupation)"
+             " VALUES (9, ARRAY['Spam'], '4226.1')", []),
             ("UPDATE user_preferences SET embedding_xmin = '1' WHERE user_id = 2", []),
             ("INSERT INTO canonical_jobs (title, job_embedding, job_embedding_model,"
              " posted_date) VALUES ('Spam', %s, %s, now())", [unit(1), MODEL]),

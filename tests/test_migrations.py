@@ -35,6 +35,7 @@ RELEASED_MIGRATIONS = {
     "0015_job_retention.sql": "ec7f7862ff25d586c8bf0770259c3a58340a0d995fdfcf06ec8e1451075b5c32",
     "0016_inline_vectors.sql": "a1d3597509c7c088f120f00af070cd9ddef28b728179089164f3e0af64f5ee7d",
     "0017_model_switch.sql": "205e550b42561475341d2e719367cff6cbb66be5517150ecc3dce7c4bc8af8e5",
+    "0018_occupations.sql": "e741845b9a4a4df0b2e5206c851a9330a25182c2fc35d0704d986b906ad2c9f2",
 }
 
 # What the WhatsApp bot's database looked like before jobmatch: its own
@@ -122,7 +123,7 @@ def test_migrate_on_empty_database_then_again_changes_nothing(empty_dsn):
                                    "0011_bounded_job_document", "0012_role_focused_ranking",
                                    "0013_job_alerts", "0014_role_vectors",
                                    "0015_job_retention", "0016_inline_vectors",
-                                   "0017_model_switch"]
+                                   "0017_model_switch", "0018_occupations"]
     assert first["model"][:3] == ("multilingual-e5-small", "local", 384)
     before = fingerprint(empty_dsn)
     second = migrate(empty_dsn, LOCAL_MODEL)

@@ -467,3 +467,32 @@ def test_an_immediate_switch_to_the_target_ends_the_blue_green_switch(world):
     assert world.execute("SELECT count(*) FROM embedding_vectors").fetchone() == (0,)
     assert world.execute("SELECT count(*) FROM embedding_target_queue").fetchone() == (0,)
     assert pending(world) == 18  # the old way: every row re-embedded, keywords meanwhile
+
+
+def test_a_promotion_maps_occupations_with_the_new_models_taxonomy(world, tmp_path):
+    # occupations are of a model's space: after a promotion no row keeps
+    # one found by the old model's vectors; the new model's taxonomy (its
+    # own `taxonomy load --model`) maps them, and a rollback maps them back
+    from jobmatch.taxonomy import load, read_occupations
+    from test_taxonomy import esco_zip
+
+    occupations = read_occupations(esco_zip(tmp_path / "esco.zip"))
+    load(world, occupations, Fake(MODEL, old_vec), MODEL)
+
+    def mapped():
+        return world.execute(
+            "SELECT count(job_occupation), count(*) FILTER (WHERE job_occupation"
+            " IS NOT DISTINCT FROM jobmatch_nearest_occupation(job_embedding_model,"
+            " job_role_embedding, job_embedding)) FROM canonical_jobs").fetchone()
+
+    before = world.execute("SELECT id, job_occupation FROM canonical_jobs ORDER BY id").fetchall()
+    assert mapped() == (12, 12)
+    add_target(world)
+    drain_target(world, Fake(TARGET, new_vec), "t")
+    world.execute("SELECT promote_embedding_model(%s)", [TARGET])
+    assert mapped() == (0, 12)  # no taxonomy for the new model yet: the role term counts
+    load(world, occupations, Fake(TARGET, new_vec), TARGET)
+    assert mapped() == (12, 12)
+    world.execute("SELECT promote_embedding_model(%s)", [MODEL])
+    assert world.execute("SELECT id, job_occupation FROM canonical_jobs ORDER BY id"
+                         ).fetchall() == before

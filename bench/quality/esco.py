@@ -9,21 +9,18 @@ hands out work."""
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import re
-import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+
+from jobmatch.esco import OCCUPATIONS, EscoFiles, default_path
+from jobmatch.esco import labels as _labels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ESCO = REPO_ROOT.parent / "shared" / "data" / "esco"
 
 _FILES = {
-    "occupations": re.compile(r"^occupations_en\.csv$", re.I),
+    "occupations": OCCUPATIONS,
     "skills": re.compile(r"^skills_en\.csv$", re.I),
     "relations": re.compile(r"^occupationskillrelations(_en)?\.csv$", re.I),
     "isco": re.compile(r"^iscogroups_en\.csv$", re.I),
@@ -59,56 +56,11 @@ class Esco:
     isco_labels: dict[str, str] = field(default_factory=dict)
 
 
-def default_path() -> Path:
-    return Path(os.environ.get("JOBMATCH_ESCO", DEFAULT_ESCO))
-
-
-def _labels(cell: str | None) -> tuple[str, ...]:
-    seen, out = set(), []
-    for raw in (cell or "").split("\n"):
-        label = " ".join(raw.split())
-        if label and label.lower() not in seen:
-            seen.add(label.lower())
-            out.append(label)
-    return tuple(out)
-
-
-class _Source:
-    """Finds the CSV files by name inside zips or as plain files."""
+class _Source(EscoFiles):
+    """The four files the benchmark reads (jobmatch.esco.EscoFiles)."""
 
     def __init__(self, path: Path):
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"ESCO path not found: {path}")
-        self.found: dict[str, tuple[Path, str | None]] = {}
-        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for file in candidates:
-            if file.suffix.lower() == ".zip":
-                with zipfile.ZipFile(file) as zf:
-                    for member in zf.namelist():
-                        self._offer(Path(member).name, file, member)
-            else:
-                self._offer(file.name, file, None)
-        missing = [key for key in _FILES if key not in self.found]
-        if missing:
-            raise FileNotFoundError(
-                f"ESCO CSVs not found under {path}: {', '.join(missing)} "
-                "(expected occupations_en.csv, skills_en.csv, occupationSkillRelations*.csv, "
-                "ISCOGroups_en.csv, in zips or extracted)")
-
-    def _offer(self, name: str, file: Path, member: str | None) -> None:
-        for key, pattern in _FILES.items():
-            if key not in self.found and pattern.match(name):
-                self.found[key] = (file, member)
-
-    def rows(self, key: str) -> Iterator[dict]:
-        file, member = self.found[key]
-        if member is None:
-            with open(file, newline="", encoding="utf-8-sig") as fh:
-                yield from csv.DictReader(fh)
-        else:
-            with zipfile.ZipFile(file) as zf, zf.open(member) as raw:
-                yield from csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+        super().__init__(path, _FILES)
 
 
 def load_esco(path: str | Path | None = None) -> Esco:

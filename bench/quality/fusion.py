@@ -76,6 +76,26 @@ ORDER BY j.id
 """
 FEATURE_NAMES = ("sim", "role", "fits", "near", "kw", "skill", "title", "exp", "fresh")
 
+# the occupations' agreement (15_occupations.sql): apart from the rest, so
+# that features of another taxonomy load need only this query
+OCCUPATION_SQL = """
+SELECT j.id, CASE WHEN u.user_occupation IS NOT NULL AND j.job_occupation IS NOT NULL
+                 THEN jobmatch_occupation_match(u.user_occupation, j.job_occupation) END
+FROM user_preferences AS u CROSS JOIN jobmatch_settings AS st
+INNER JOIN canonical_jobs AS j ON j.posted_date >= current_date - st.match_window_days
+WHERE u.user_id = %(user_id)s
+ORDER BY j.id
+"""
+
+
+def occupation_features(conn, pairs) -> None:
+    """Sets each seeker's "occ" feature from the taxonomy loaded now: NaN
+    where a side has no occupation (the role term counts there instead)."""
+    for uid, p in pairs.items():
+        rows = conn.execute(OCCUPATION_SQL, {"user_id": uid}).fetchall()
+        assert [r[0] for r in rows] == p.job.tolist(), "the window changed since the features"
+        p.f["occ"] = np.array([np.nan if r[1] is None else float(r[1]) for r in rows])
+
 
 @dataclass
 class Pairs:
@@ -171,6 +191,7 @@ class Weights:
     freshness: float = 0.005
     margin: float = 0.25          # relevance floor below the best score; inf: none
     role: float = 0.5             # role similarity, standardised (jobmatch_settings.rank_role_weight)
+    occupation: float = 0.05      # occupations' agreement (rank_occupation_weight, migration 0018)
     near_misses: int = NEAR_MISSES
     # None: the role cosine standardised over the seeker's candidates (match_jobs);
     # a number: the pair-local form z = role_k * (role - role_mu) (--role-scale global)
@@ -188,8 +209,15 @@ def answer(p: Pairs, w: Weights, threshold: float = 0.82, candidates: int = CAND
         return [], []
     if w.role_k is not None:
         role_z = _global_z(p, w.role_k, w.role_mu)
+    # what the work is: the occupations' agreement where both sides have
+    # one, else the role term (jobmatch_pair_score)
+    occ = f.get("occ")
+    if occ is None:
+        work = w.role * role_z
+    else:
+        work = np.where(np.isnan(occ), w.role * role_z, w.occupation * np.nan_to_num(occ))
     score = (sim + w.keyword * f["kw"] + w.skill * f["skill"] + w.title * f["title"]
-             - w.experience * f["exp"] + w.freshness * f["fresh"] + w.role * role_z)
+             - w.experience * f["exp"] + w.freshness * f["fresh"] + work)
     best = max(score[open_idx].max(), score[fit_idx].max() if len(fit_idx) else -np.inf)
     relevant = (score >= best - w.margin) & (sim >= threshold)
     keep = fit_idx[relevant[fit_idx]]
@@ -223,12 +251,18 @@ def evaluate(pairs: dict[int, Pairs], users, w: Weights) -> dict:
             "mean_len": float(np.mean(lens)), "per_seeker_ndcg": nd}
 
 
+# keyword and title words: every earlier fit chose 0.1 and 0.04 (or one
+# step away, within the tolerance), so they stay fixed and the grid spends
+# its settings on the occupation weight (which replaces the role term where
+# both sides have an occupation: with a taxonomy loaded the role weight
+# changes nothing)
 GRID = {
-    "keyword": (0.0, 0.1, 0.2),
-    "skill": (0.0, 0.1, 0.2, 0.3),
-    "title": (0.0, 0.02, 0.04, 0.08),
-    "margin": (0.1, 0.15, 0.2, 0.25, float("inf")),
-    "role": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0),
+    "keyword": (0.1,),
+    "skill": (0.1, 0.2, 0.3),
+    "title": (0.04,),
+    "margin": (0.15, 0.2, 0.25, float("inf")),
+    "role": (0.0, 0.5, 1.0),
+    "occupation": (0.0, 0.025, 0.05, 0.1),
 }
 TOLERANCE = 0.01
 
@@ -240,8 +274,8 @@ def fit(pairs, users, grid=GRID, **fixed) -> tuple[Weights, dict]:
     best: the floor may cost a little ranking quality, never the right job.
     `fixed`: Weights fields the same in every setting (role_k, role_mu)."""
     results = []
-    for kw, sk, ti, mg, ro in itertools.product(*grid.values()):
-        w = Weights(keyword=kw, skill=sk, title=ti, margin=mg, role=ro, **fixed)
+    for values in itertools.product(*grid.values()):
+        w = Weights(**dict(zip(grid, values)), **fixed)
         results.append((w, evaluate(pairs, users, w)))
     top = max(results, key=lambda x: x[1]["ndcg"])[1]
     ok = [x for x in results if x[1]["ndcg"] >= top["ndcg"] - TOLERANCE
@@ -334,6 +368,49 @@ def robustness(url, data, seed: int) -> None:
         print(f"{kind:<10} {len(us):>7} " + " ".join(f"{c:>26}" for c in cells))
 
 
+def open_benchmark(tier: str, seed: int, reuse: bool):
+    """(data, esco, url): the tier's benchmark database loaded and embedded
+    (bench.quality's setup), or with `reuse` as the last run left it
+    (migrated again: the functions re-applied, no reload)."""
+    from .esco import load_esco
+    from .load_data import BENCH_DBNAME, LOCAL_MODEL, _server_admin_url, default_cache
+    esco = load_esco(None)
+    if not reuse:
+        data, url, _ = setup(tier, seed, cache=default_cache())
+        return data, esco, url
+    from psycopg.conninfo import make_conninfo
+
+    from jobmatch.migrate import migrate
+
+    from . import dataset as ds
+    data = ds.build(esco, tier, seed)
+    url = make_conninfo(_server_admin_url(), dbname=f"{BENCH_DBNAME}_{tier}")
+    migrate(url, LOCAL_MODEL)
+    return data, esco, url
+
+
+class _Unpickler(pickle.Unpickler):
+    """Pairs pickled by `python -m bench.quality.fusion` name __main__."""
+
+    def find_class(self, module, name):
+        if module == "__main__" and name == "Pairs":
+            return Pairs
+        return super().find_class(module, name)
+
+
+def cached_features(conn, data, users, path: str | None) -> dict[int, Pairs]:
+    """features(), read from the pickle `path` if it exists, else computed
+    and written there (when given)."""
+    if path and Path(path).exists():
+        with open(path, "rb") as fh:
+            return _Unpickler(fh).load()
+    pairs = features(conn, data, users)
+    if path:
+        with open(path, "wb") as fh:
+            pickle.dump(pairs, fh)
+    return pairs
+
+
 def ci95(xs) -> tuple[float, float, float]:
     xs = np.asarray(xs, dtype=float)
     if len(xs) < 2:
@@ -364,35 +441,23 @@ def main(argv=None) -> int:
     ap.add_argument("--role-weights", default=None,
                     help="comma-separated role weights for the grid (default: "
                          + ",".join(map(str, GRID["role"])) + "); e.g. 0 for none")
+    ap.add_argument("--taxonomy", choices=("none", "strict", "stripped"), default="none",
+                    help="the occupation taxonomy loaded (bench/quality/taxonomy.py): strict "
+                         "(the benchmark's occupations removed), stripped (its labels removed "
+                         "from the texts), none")
     ap.add_argument("--reuse", action="store_true",
                     help="use the tier's benchmark database as the last run left it "
                          "(functions re-applied, no reload)")
     args = ap.parse_args(argv)
-    if args.reuse:
-        from psycopg.conninfo import make_conninfo
-
-        from jobmatch.migrate import migrate
-
-        from . import dataset as ds
-        from .esco import load_esco
-        from .load_data import BENCH_DBNAME, LOCAL_MODEL, _server_admin_url
-        data = ds.build(load_esco(None), args.tier, args.seed)
-        url = make_conninfo(_server_admin_url(), dbname=f"{BENCH_DBNAME}_{args.tier}")
-        migrate(url, LOCAL_MODEL)
-    else:
-        from .load_data import default_cache
-        data, url, _ = setup(args.tier, args.seed, cache=default_cache())
+    data, esco, url = open_benchmark(args.tier, args.seed, args.reuse)
     users = [s.user_id for s in data.seekers]
     with jm_db.connect(url, autocommit=True) as conn:
+        from .load_data import default_cache
+        from .taxonomy import load_taxonomy
+        load_taxonomy(conn, data, esco, args.taxonomy, default_cache(), log=log)
         started = time.monotonic()
-        if args.features and Path(args.features).exists():
-            with open(args.features, "rb") as fh:
-                pairs = pickle.load(fh)
-        else:
-            pairs = features(conn, data, users)
-            if args.features:
-                with open(args.features, "wb") as fh:
-                    pickle.dump(pairs, fh)
+        pairs = cached_features(conn, data, users, args.features)
+        occupation_features(conn, pairs)
         log(f"features: {sum(len(p.job) for p in pairs.values())} pairs in "
             f"{time.monotonic() - started:.0f}s")
         truth = judge(data)
@@ -406,6 +471,14 @@ def main(argv=None) -> int:
             got["match_jobs_no_role"] = answers(conn, users, JOBMATCH.sql)
         finally:
             conn.execute("UPDATE jobmatch_settings SET rank_role_weight = %s", [role_weight])
+        (occ_weight,) = conn.execute(
+            "SELECT rank_occupation_weight FROM jobmatch_settings").fetchone()
+        conn.execute("UPDATE jobmatch_settings SET rank_occupation_weight = 0")
+        try:
+            got["match_jobs_no_occupation"] = answers(conn, users, JOBMATCH.sql)
+        finally:
+            conn.execute("UPDATE jobmatch_settings SET rank_occupation_weight = %s",
+                         [occ_weight])
         grid = dict(GRID)
         if args.role_weights is not None:
             grid["role"] = tuple(float(x) for x in args.role_weights.split(","))
@@ -422,8 +495,10 @@ def main(argv=None) -> int:
             r_te = evaluate(pairs, te, w)
             shipped = evaluate(pairs, te, Weights(**fixed))
             no_role = evaluate(pairs, te, Weights(role=0.0, **fixed))
+            no_occ = evaluate(pairs, te, Weights(occupation=0.0, **fixed))
             b = {k: baseline(truth, pairs, g, te) for k, g in got.items()}
-            rows.append({"split": sd, "role_scale": args.role_scale, **fixed,
+            rows.append({"split": sd, "role_scale": args.role_scale, "taxonomy": args.taxonomy,
+                         **fixed,
                          "weights": w.__dict__, "fit": {k: v for k, v in r_tr.items()
                                                                      if k != "per_seeker_ndcg"},
                          "held_out": {k: v for k, v in r_te.items() if k != "per_seeker_ndcg"},
@@ -431,6 +506,8 @@ def main(argv=None) -> int:
                                               if k != "per_seeker_ndcg"},
                          "defaults_no_role": {k: v for k, v in no_role.items()
                                               if k != "per_seeker_ndcg"},
+                         "defaults_no_occupation": {k: v for k, v in no_occ.items()
+                                                    if k != "per_seeker_ndcg"},
                          **{k: {kk: vv for kk, vv in v.items() if kk != "per_seeker_ndcg"}
                             for k, v in b.items()}})
             log(f"split {sd}: fit {r_tr['ndcg']:.3f} held-out {r_te['ndcg']:.3f} "
@@ -444,22 +521,25 @@ def main(argv=None) -> int:
         print(f"role term z = k * (role - mu): k {np.mean([r['role_k'] for r in rows]):.4f} "
               f"mu {np.mean([r['role_mu'] for r in rows]):.4f} (mean over splits; per split "
               + ", ".join(f"{r['role_k']:.3f}/{r['role_mu']:.3f}" for r in rows) + ")")
-    for key in ("role", "margin", "skill", "title", "keyword"):
+    print(f"taxonomy: {args.taxonomy}")
+    for key in ("occupation", "role", "margin", "skill", "title", "keyword"):
         print(f"fitted {key}: " + " ".join(f"{r['weights'][key]:g}" for r in rows))
-    print(f"{'ranking':<26} {'nDCG@10':>8} {'95% CI':>17} {'nothing rel.':>13} "
+    print(f"{'ranking':<32} {'nDCG@10':>8} {'95% CI':>17} {'nothing rel.':>13} "
           f"{'grade 0':>8} {'unrelated':>10} {'rows':>5}")
     for name, key in (("fitted on the other half", "held_out"),
                       ("defaults (replay)", "shipped_defaults"),
                       ("match_jobs (SQL)", "match_jobs"),
                       ("defaults, role 0 (replay)", "defaults_no_role"),
                       ("match_jobs, role 0 (SQL)", "match_jobs_no_role"),
+                      ("defaults, occupation 0 (replay)", "defaults_no_occupation"),
+                      ("match_jobs, occupation 0 (SQL)", "match_jobs_no_occupation"),
                       ("plan", "plan"), ("keyword", "keyword")):
         mean, lo, hi = ci95([r[key]["ndcg"] for r in rows])
         nothing = np.mean([r[key]["nothing_relevant"] for r in rows])
         g0 = np.mean([r[key]["grade0_share"] for r in rows])
         un = np.mean([r[key]["unrelated_share"] for r in rows])
         ln = np.mean([r[key]["mean_len"] for r in rows])
-        print(f"{name:<26} {mean:>8.3f} [{lo:.3f}, {hi:.3f}] {100 * nothing:>12.1f}% "
+        print(f"{name:<32} {mean:>8.3f} [{lo:.3f}, {hi:.3f}] {100 * nothing:>12.1f}% "
               f"{100 * g0:>7.1f}% {100 * un:>9.1f}% {ln:>5.1f}")
     if args.variants:
         robustness(url, data, args.seed)

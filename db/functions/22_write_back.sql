@@ -15,7 +15,8 @@
 -- when there is none. A row written without the role vector its role text
 -- asks for (a caller that sends none) is matched with a neutral role term;
 -- the content cache never hands such a pair out, so the row's next
--- embedding brings both.
+-- embedding brings both. The row's occupation (15_occupations.sql) is
+-- set from the vectors written.
 CREATE OR REPLACE FUNCTION jobmatch_write_vectors(
     p_model text,
     p_entity_types text[],
@@ -47,6 +48,9 @@ AS $$
         SET job_embedding = i.embedding,
             job_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
                                       THEN i.role_embedding END,
+            job_occupation = jobmatch_nearest_occupation(
+                p_model, CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
+                              THEN i.role_embedding END, i.embedding),
             job_embedding_text = f.profile_text,
             job_embedding_hash = i.text_hash,
             job_embedding_model = p_model,
@@ -62,6 +66,9 @@ AS $$
         SET user_embedding = i.embedding,
             user_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
                                        THEN i.role_embedding END,
+            user_occupation = jobmatch_nearest_occupation(
+                p_model, CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
+                              THEN i.role_embedding END, i.embedding),
             embedding_text = f.profile_text,
             embedding_hash = i.text_hash,
             embedding_model = p_model,

@@ -148,6 +148,7 @@ BEGIN
     UPDATE canonical_jobs AS j
     SET job_embedding = v.embedding,
         job_role_embedding = v.role_embedding,
+        job_occupation = jobmatch_nearest_occupation(p_model, v.role_embedding, v.embedding),
         job_embedding_text = jobmatch_job_profile_text(j),
         job_embedding_hash = v.text_hash,
         job_embedding_model = p_model,
@@ -161,6 +162,7 @@ BEGIN
     UPDATE user_preferences AS u
     SET user_embedding = v.embedding,
         user_role_embedding = v.role_embedding,
+        user_occupation = jobmatch_nearest_occupation(p_model, v.role_embedding, v.embedding),
         embedding_text = jobmatch_user_profile_text(u),
         embedding_hash = v.text_hash,
         embedding_model = p_model,
@@ -238,11 +240,11 @@ BEGIN
     GET DIAGNOSTICS v_side = ROW_COUNT;
     DELETE FROM embedding_target_queue AS q WHERE q.model = p_model;
     UPDATE canonical_jobs
-    SET job_embedding = NULL, job_role_embedding = NULL
+    SET job_embedding = NULL, job_role_embedding = NULL, job_occupation = NULL
     WHERE job_embedding_model = p_model AND job_embedding IS NOT NULL;
     GET DIAGNOSTICS v_jobs = ROW_COUNT;
     UPDATE user_preferences
-    SET user_embedding = NULL, user_role_embedding = NULL
+    SET user_embedding = NULL, user_role_embedding = NULL, user_occupation = NULL
     WHERE embedding_model = p_model AND user_embedding IS NOT NULL;
     GET DIAGNOSTICS v_users = ROW_COUNT;
     UPDATE embedding_models SET is_target = false WHERE model = p_model;

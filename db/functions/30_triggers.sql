@@ -188,27 +188,27 @@ BEGIN
     -- nested: an expression naming the other table's columns fails when
     -- it is prepared, so each is reached only for its own table
     IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'canonical_jobs' THEN
-        IF (OLD.job_embedding, OLD.job_role_embedding, OLD.job_embedding_text,
+        IF (OLD.job_embedding, OLD.job_role_embedding, OLD.job_occupation, OLD.job_embedding_text,
             OLD.job_embedding_hash, OLD.job_embedding_model, OLD.job_embedding_updated_at,
             OLD.job_embedding_xmin, OLD.embedding_version)
            IS NOT DISTINCT FROM
-           (NEW.job_embedding, NEW.job_role_embedding, NEW.job_embedding_text,
+           (NEW.job_embedding, NEW.job_role_embedding, NEW.job_occupation, NEW.job_embedding_text,
             NEW.job_embedding_hash, NEW.job_embedding_model, NEW.job_embedding_updated_at,
             NEW.job_embedding_xmin, NEW.embedding_version) THEN
             RETURN NEW;
         END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        IF (OLD.user_embedding, OLD.user_role_embedding, OLD.embedding_text,
+        IF (OLD.user_embedding, OLD.user_role_embedding, OLD.user_occupation, OLD.embedding_text,
             OLD.embedding_hash, OLD.embedding_model, OLD.embedding_updated_at,
             OLD.embedding_xmin, OLD.embedding_version)
            IS NOT DISTINCT FROM
-           (NEW.user_embedding, NEW.user_role_embedding, NEW.embedding_text,
+           (NEW.user_embedding, NEW.user_role_embedding, NEW.user_occupation, NEW.embedding_text,
             NEW.embedding_hash, NEW.embedding_model, NEW.embedding_updated_at,
             NEW.embedding_xmin, NEW.embedding_version) THEN
             RETURN NEW;
         END IF;
     END IF;
-    RAISE EXCEPTION '%: only jobmatch writes the vector columns (vectors, their hash, text, model, stamps)',
+    RAISE EXCEPTION '%: only jobmatch writes the vector columns (vectors, occupation, their hash, text, model, stamps)',
         TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'Write the profile fields: the change is queued and the worker embeds it.';
@@ -219,7 +219,7 @@ CREATE OR REPLACE TRIGGER canonical_jobs_vector_columns_insert
 BEFORE INSERT ON canonical_jobs
 FOR EACH ROW
 WHEN (num_nonnulls(
-    new.job_embedding, new.job_role_embedding, new.job_embedding_text,
+    new.job_embedding, new.job_role_embedding, new.job_occupation, new.job_embedding_text,
     new.job_embedding_hash, new.job_embedding_model,
     new.job_embedding_updated_at, new.job_embedding_xmin,
     new.embedding_version
@@ -227,8 +227,9 @@ WHEN (num_nonnulls(
 EXECUTE FUNCTION jobmatch_guard_vector_columns();
 
 CREATE OR REPLACE TRIGGER canonical_jobs_vector_columns_update
-BEFORE UPDATE OF job_embedding, job_role_embedding, job_embedding_text, job_embedding_hash,
-job_embedding_model, job_embedding_updated_at, job_embedding_xmin, embedding_version
+BEFORE UPDATE OF job_embedding, job_role_embedding, job_occupation, job_embedding_text,
+job_embedding_hash, job_embedding_model, job_embedding_updated_at, job_embedding_xmin,
+embedding_version
 ON canonical_jobs
 FOR EACH ROW
 EXECUTE FUNCTION jobmatch_guard_vector_columns();
@@ -237,15 +238,15 @@ CREATE OR REPLACE TRIGGER user_preferences_vector_columns_insert
 BEFORE INSERT ON user_preferences
 FOR EACH ROW
 WHEN (num_nonnulls(
-    new.user_embedding, new.user_role_embedding, new.embedding_text,
+    new.user_embedding, new.user_role_embedding, new.user_occupation, new.embedding_text,
     new.embedding_hash, new.embedding_model, new.embedding_updated_at,
     new.embedding_xmin, new.embedding_version
 ) > 0)
 EXECUTE FUNCTION jobmatch_guard_vector_columns();
 
 CREATE OR REPLACE TRIGGER user_preferences_vector_columns_update
-BEFORE UPDATE OF user_embedding, user_role_embedding, embedding_text, embedding_hash,
-embedding_model, embedding_updated_at, embedding_xmin, embedding_version
+BEFORE UPDATE OF user_embedding, user_role_embedding, user_occupation, embedding_text,
+embedding_hash, embedding_model, embedding_updated_at, embedding_xmin, embedding_version
 ON user_preferences
 FOR EACH ROW
 EXECUTE FUNCTION jobmatch_guard_vector_columns();

@@ -20,11 +20,15 @@ AS $$
            jobmatch_words(u.job_roles, false), jobmatch_lower_set(u.job_categories[1:50])
 $$;
 
--- The ranking score of a pair: cosine, plus the role vectors' cosine in
--- the model's units (role_scale * (cosine - role_mean): the spread of the
--- profile cosines among a seeker's candidates; 0 when a side has no role
--- vector), plus the seeker's words (keyword rank, skill words, role words
--- in the job's titles), less the experience gap, plus a little for
+-- The ranking score of a pair: cosine, plus what the work is: where both
+-- sides have an occupation (a taxonomy is loaded: 15_occupations.sql)
+-- their agreement, else the role vectors' cosine in the model's units
+-- (role_scale * (cosine - role_mean): the spread of the profile cosines
+-- among a seeker's candidates; 0 when a side has no role vector). One or
+-- the other: the occupation is read from the role vector, and fitted
+-- together the role weight goes to 0 (bench/quality/README.md). Plus the
+-- seeker's words (keyword rank, skill words, role words in the job's
+-- titles), less the experience gap, plus a little for
 -- freshness (1 for a job posted at p_at, 0 at the window's start). Weights
 -- in jobmatch_settings, the role units in embedding_models (migration
 -- 0014). Nothing of other pairs: match_jobs and match_users give a pair
@@ -41,8 +45,13 @@ RETURNS double precision
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT similarity
-           + s.rank_role_weight * coalesce(
-               role_scale * (1 - (u.user_role_embedding <=> j.job_role_embedding) - role_mean), 0)
+           + CASE WHEN u.user_occupation IS NOT NULL AND j.job_occupation IS NOT NULL
+               THEN s.rank_occupation_weight
+                    * jobmatch_occupation_match(u.user_occupation, j.job_occupation)
+               ELSE s.rank_role_weight * coalesce(
+                   role_scale * (1 - (u.user_role_embedding <=> j.job_role_embedding)
+                                 - role_mean), 0)
+             END
            + s.rank_keyword_weight
              * CASE WHEN j.job_document @@ query THEN ts_rank_cd(j.job_document, query, 32)
                     ELSE 0 END

@@ -1,6 +1,6 @@
 """The `jobmatch` command: its flags (each with an environment variable:
 config.py), logging set up once, and each command wired to the module doing
-its job: admin.py, worker.py, batch_api.py, prune.py, demo.py (`db`, `match`: here)."""
+its job: admin.py, worker.py, batch_api.py, prune.py, taxonomy.py, demo.py (`db`, `match`: here)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 
 import psycopg
 
-from . import admin, db, logs, prune, standby
+from . import admin, db, logs, prune, standby, taxonomy
 from .config import add_embedder_flags, embedder_kind, env_flag, env_switch, model_spec
 from .embedders import OPENAI_DEFAULT_MODEL, LocalEmbedder
 from .logs import event
@@ -370,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "database is always reset)")
     p.set_defaults(func=cmd_demo)
     prune.add_parser(sub)
+    taxonomy.add_parser(sub)
     return parser
 
 
