@@ -167,7 +167,7 @@ def add_parser(sub) -> None:
     t = tsub.add_parser("load", help="load ESCO's occupations, embed them, map every row")
     env_flag(t, "--esco", "JOBMATCH_ESCO", None, type=Path,
              help=f"directory or zip of the ESCO CSV release [{default_path()}]")
-    t.add_argument("--model", default=None,
-                   help="the model to embed them for (default: the active one; a target "
-                        "of `jobmatch model add` before its promotion)")
+    env_flag(t, "--model", "JOBMATCH_TAXONOMY_MODEL", None,
+             help="the model to embed them for (default: the active one; a target "
+                  "of `jobmatch model add` before its promotion)")
     t.set_defaults(func=cmd_load)
