@@ -278,22 +278,32 @@ BEGIN
                                                v_types, t.query, t.skill_words, t.role_words,
                                                now(), v_enable_sort IS NOT NULL)
         ), relevant AS (
-            SELECT c.id AS job, c.fits AS fitting, c.similarity AS cosine, c.score AS ranking,
-                   CASE WHEN NOT c.fits
-                       THEN (SELECT jobmatch_near_miss_reason(u, j, v_places, v_types)
-                             FROM canonical_jobs AS j WHERE j.id = c.id) END AS miss
+            SELECT c.id AS job, c.fits AS fitting, c.similarity AS cosine, c.score AS ranking
             FROM scored AS c
             WHERE c.similarity >= m.similarity_threshold
               AND jobmatch_relevant(c.score, (SELECT max(r.score) FROM scored AS r),
                                     m.relevance_margin, c.job_function, t.categories)
               AND (c.fits OR v_near_misses > 0)
-        ), kept AS (
-            SELECT * FROM relevant AS c WHERE c.fitting
-            UNION ALL
-            (SELECT * FROM relevant AS c WHERE NOT c.fitting AND c.miss IS NOT NULL
-             ORDER BY c.ranking DESC, c.job LIMIT v_near_misses)
+        ), fitting AS MATERIALIZED (
+            SELECT c.*, NULL::text AS miss FROM relevant AS c WHERE c.fitting
+            ORDER BY c.ranking DESC, c.job LIMIT v_limit
+        ), misses AS (
+            -- near misses fill what the fitting jobs leave of the limit;
+            -- the reason (a job breaking exactly one constraint has one) is
+            -- worked out best first and only until enough are found
+            SELECT c.*, x.miss
+            FROM (SELECT * FROM relevant AS r WHERE NOT r.fitting
+                  ORDER BY r.ranking DESC, r.job OFFSET 0) AS c
+            CROSS JOIN LATERAL (
+                SELECT jobmatch_near_miss_reason(u, j, v_places, v_types) AS miss
+                FROM canonical_jobs AS j WHERE j.id = c.job
+            ) AS x
+            WHERE x.miss IS NOT NULL
+            LIMIT least(v_near_misses, v_limit - (SELECT count(*) FROM fitting))
         ), shown AS (
-            SELECT * FROM kept AS c ORDER BY c.fitting DESC, c.ranking DESC, c.job LIMIT v_limit
+            SELECT * FROM fitting
+            UNION ALL
+            SELECT * FROM misses
         )
         SELECT j.id::bigint, j.title::text, j.company::text,
                coalesce(nullif(concat_ws(', ', j.ai_city, j.ai_state), ''), j.location)::text,

