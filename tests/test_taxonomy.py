@@ -196,12 +196,17 @@ def test_the_seekers_occupation_ranks_first_in_both_directions(conn):
 def test_taxonomy_load_command(conn, dsn, tmp_path):
     user(conn, 1, job_roles=["Front desk officer"])
     drain(conn)
+    assert "taxonomy:     none for this model" in jobmatch(dsn, "health").stdout
     out = jobmatch(dsn, "taxonomy", "load", "--esco", str(esco_zip(tmp_path / "esco.zip")))
     assert out.returncode == 0, out.stderr
     assert "4 occupations" in out.stdout and "4 embedded" in out.stdout
     assert conn.execute("SELECT count(*) FROM occupation_vectors WHERE model = %s",
                         [MODEL]).fetchone() == (4,)
     assert occupation_of(conn, "user", 1) is not None
+    # health says how much is mapped; a seeker embedded since a cut-short
+    # load would show as not mapped
+    assert ("taxonomy:     4 occupations; jobs (window) 0/0, seekers 1/1 with an occupation"
+            in jobmatch(dsn, "health").stdout)
     # bad input: a clear error, exit 2, nothing changed
     for bad, message in ((tmp_path / "missing", "ESCO path not found"),
                          (esco_zip(tmp_path / "empty.zip", [{"code": "x"}]),

@@ -118,3 +118,29 @@ CROSS JOIN jobs
 CROSS JOIN queue
 CROSS JOIN coverage
 CROSS JOIN bad_dates;
+
+-- The occupation taxonomy (15_occupations.sql) as `jobmatch health` shows
+-- it: occupations loaded, those with a vector of the active model, and the
+-- active model's embedded rows
+-- (jobs of the window, seekers) with an occupation. Rows embedded but not
+-- mapped while the model has occupation vectors mean a load was cut short:
+-- run it again.
+CREATE OR REPLACE FUNCTION jobmatch_taxonomy_status(
+    OUT occupations bigint, OUT model_vectors bigint,
+    OUT jobs_mapped bigint, OUT jobs_embedded bigint,
+    OUT users_mapped bigint, OUT users_embedded bigint
+)
+LANGUAGE sql STABLE
+AS $$
+    WITH m AS (SELECT a.model FROM active_embedding_model() AS a),
+    s AS (SELECT current_date - t.match_window_days AS window_start FROM jobmatch_settings AS t)
+    SELECT (SELECT count(*) FROM occupations),
+           (SELECT count(*) FROM occupation_vectors AS v, m WHERE v.model = m.model),
+           (SELECT count(j.job_occupation) FROM canonical_jobs AS j, m, s
+            WHERE j.job_embedding_model = m.model AND j.posted_date >= s.window_start),
+           (SELECT count(*) FROM canonical_jobs AS j, m, s
+            WHERE j.job_embedding_model = m.model AND j.posted_date >= s.window_start),
+           (SELECT count(u.user_occupation) FROM user_preferences AS u, m
+            WHERE u.embedding_model = m.model),
+           (SELECT count(*) FROM user_preferences AS u, m WHERE u.embedding_model = m.model)
+$$;

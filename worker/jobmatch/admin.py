@@ -59,13 +59,15 @@ def cmd_health(args) -> int:
             " WHERE day > current_date - 30 ORDER BY day DESC, model"))
         indexes = db.dict_rows(conn.execute("SELECT * FROM vector_index_drift()"))
         security = db.dict_rows(conn.execute("SELECT * FROM jobmatch_schema_exposure()"))
+        taxonomy = db.dict_rows(conn.execute("SELECT * FROM jobmatch_taxonomy_status()"))[0]
         models = coverage(conn)
     # planted functions or operators: code an untrusted role could run as
     # the owner (68_schema_guard.sql); the command fails, as migrate does
     status = 1 if any(s["kind"] != "create" for s in security) else 0
     if args.json:
         print(json.dumps({"health": health, "usage_30d": usage, "vector_indexes": indexes,
-                          "models": models, "security": security}, default=str, indent=2))
+                          "models": models, "security": security, "taxonomy": taxonomy},
+                         default=str, indent=2))
         return status
     h = health
     print(f"model:        {h['active_model']}")
@@ -76,6 +78,14 @@ def cmd_health(args) -> int:
     print(f"dead letters: {h['dead_lettered']}")
     print(f"queue cost:   {_usd(h['queue_projected_usd'])} projected at the model's price")
     print(f"status:       {h['status']}")
+    t = taxonomy
+    if t["model_vectors"]:
+        print(f"taxonomy:     {t['model_vectors']} occupations; jobs (window) "
+              f"{t['jobs_mapped']}/{t['jobs_embedded']}, seekers {t['users_mapped']}/"
+              f"{t['users_embedded']} with an occupation")
+    else:
+        print("taxonomy:     none for this model (`jobmatch taxonomy load`: occupations"
+              " as a ranking term, docs/matching.md)")
     if len(models) > 1:  # a model switch (jobmatch model add): both models' coverage
         for line in format_coverage(models):
             print(f"model switch: {line}")
