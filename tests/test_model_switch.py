@@ -496,3 +496,31 @@ def test_a_promotion_maps_occupations_with_the_new_models_taxonomy(world, tmp_pa
     world.execute("SELECT promote_embedding_model(%s)", [MODEL])
     assert world.execute("SELECT id, job_occupation FROM canonical_jobs ORDER BY id"
                          ).fetchall() == before
+
+
+@pytest.mark.slow
+def test_the_daily_budget_counts_the_targets_backfill(oconn, dsn, server):
+    # the target's backfill is paid for too: a budget reached by either
+    # model's spend today pauses both queues
+    for i in range(4):
+        job(oconn, title=f"Welder {i}", posted_date="now()")
+    assert run_worker(dsn, server, "--once").returncode == 0
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "jobmatch.cli", "model", "add",
+                           "text-embedding-3-large", "--dimensions", "256"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    target = "text-embedding-3-large@256"
+    # the active model spent nothing today beyond the first fill; the
+    # target's budget share is spent (recorded as its own usage)
+    oconn.execute("SELECT record_embedding_usage(%s, 1, 1, 1000000)", [target])
+    server.reset()
+    proc = run_worker(dsn, server, "--once", "--daily-token-budget", "1000000")
+    assert proc.returncode == 0, proc.stderr
+    assert server.requests == []
+    assert oconn.execute("SELECT count(*) FROM embedding_vectors").fetchone() == (0,)
+    assert "daily token budget reached, embedding paused" in proc.stderr
+    proc = run_worker(dsn, server, "--once", "--daily-token-budget", "2000000")
+    assert proc.returncode == 0, proc.stderr
+    assert oconn.execute("SELECT count(*) FROM embedding_vectors WHERE model = %s",
+                         [target]).fetchone() == (4,)

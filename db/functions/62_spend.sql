@@ -26,9 +26,10 @@ SELECT
 FROM embedding_usage AS u
 LEFT JOIN embedding_models AS m ON u.model = m.model;
 
--- Has today's spend for the model reached a daily budget (tokens, dollars;
--- NULL: no such budget)? The worker asks before each batch: the budget is
--- shared by every worker.
+-- Has today's spend for model p_model (NULL: every model together, what
+-- the worker asks: the active model's and a switch's target's) reached a
+-- daily budget (tokens, dollars; NULL: no such budget)? The worker asks
+-- before each batch: the budget is shared by every worker.
 CREATE OR REPLACE FUNCTION embedding_budget_state(
     p_model text, p_token_budget bigint DEFAULT NULL, p_usd_budget numeric DEFAULT NULL
 )
@@ -43,6 +44,6 @@ AS $$
         SELECT coalesce(sum(s.tokens), 0)::bigint AS tokens,
                coalesce(sum(s.usd), 0) AS usd
         FROM embedding_spend AS s
-        WHERE s.day = current_date AND s.model = p_model
+        WHERE s.day = current_date AND (p_model IS NULL OR s.model = p_model)
     ) AS t
 $$;

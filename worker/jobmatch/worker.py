@@ -441,11 +441,13 @@ class Worker:
             event(log, "refresh queued stale rows", rows=queued)
 
     def _budget_reached(self) -> bool:
+        # today's spend of every model: the active one's and a switch's
+        # target's (its backfill runs after the active queue) count together
         if not self.s.daily_token_budget and not self.s.daily_budget_usd:
             return False
         tokens, usd, reached = self.conn.execute(
-            "SELECT * FROM embedding_budget_state(%s, %s::bigint, %s::numeric)",
-            [self.embedder.model, self.s.daily_token_budget, self.s.daily_budget_usd]).fetchone()
+            "SELECT * FROM embedding_budget_state(NULL, %s::bigint, %s::numeric)",
+            [self.s.daily_token_budget, self.s.daily_budget_usd]).fetchone()
         if reached != self._over_budget:  # log the transitions only
             self._over_budget = reached
             event(log, "daily token budget reached, embedding paused" if reached
