@@ -189,11 +189,13 @@ class FakeOpenAI:
         self.faults: list[str] = []
         # Batch API (/v1/files, /v1/batches): uploaded files by id, batches by
         # id; a batch completes when it is first retrieved `batch_polls`
-        # times (0: at once); `batch_inputs` records what batches embedded.
+        # times (0: at once); `batch_inputs` records what batches embedded,
+        # `batch_models` with which model and dimensions each request asked for.
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self.batch_polls = 0
         self.batch_inputs: list[str] = []
+        self.batch_models: list[tuple[str, int]] = []
         self.batch_fail_inputs_containing: str | None = None
 
     # lifecycle -------------------------------------------------------------
@@ -342,6 +344,7 @@ class FakeOpenAI:
                                "error": None})
                 continue
             self.batch_inputs.extend(texts)
+            self.batch_models.append((model, dims))
             data = [{"object": "embedding", "index": i, "embedding": self._encode(fake_embedding(t, dims), fmt)}
                     for i, t in enumerate(texts)]
             out.append({"id": f"req_{uuid.uuid4().hex[:12]}", "custom_id": req["custom_id"],

@@ -124,3 +124,40 @@ def test_backfill_refuses_a_model_the_database_does_not_embed_with(oconn, dsn, s
                                 "OPENAI_BASE_URL": server.base_url},
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert other.returncode == 2 and "not text-embedding-3-large" in other.stderr
+
+
+def test_a_model_switchs_target_fills_through_batches(oconn, dsn, server):
+    # a switch re-embeds every row: at the Batch price when it need not be
+    # fast. The target's vectors go to its side table (never the serving
+    # columns), made by the target's model, billed to it; the switch then
+    # promotes as after a worker's backfill.
+    target = "text-embedding-3-large@256"
+    ids = low_priority_rows(oconn, 3)
+    assert run_worker(dsn, server, "--once").returncode == 0
+    serving = stored(oconn)
+    (queued,) = oconn.execute("SELECT add_embedding_model(%s, 'openai', %s, NULL)",
+                              [target, DIMS]).fetchone()
+    assert queued == 3
+    proc = backfill(dsn, server, "--target", "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert "batches submitted: 1, applied: 1 (3 vectors written, 0 rows failed)" in proc.stdout
+    assert set(server.batch_models) == {("text-embedding-3-large", DIMS)}
+    got = dict(oconn.execute("SELECT entity_id, embedding FROM embedding_vectors"
+                             " WHERE model = %s", [target]).fetchall())
+    assert sorted(got) == sorted(ids)
+    for i in ids:
+        assert np.allclose(got[i].to_numpy(), fake_embedding(serving[("job", i)][0], DIMS),
+                           atol=1e-6)
+    now = stored(oconn)  # the serving vectors untouched
+    assert now.keys() == serving.keys()
+    for key, (text, *_, vec) in serving.items():
+        assert now[key][0] == text and np.array_equal(now[key][-1], vec)
+    assert oconn.execute("SELECT batch_inputs FROM embedding_spend WHERE model = %s",
+                         [target]).fetchone() == (6,)
+    assert oconn.execute("SELECT promote_embedding_model(%s)", [target]).fetchone() == (3,)
+    # no switch under way: --target says so
+    oconn.execute("SELECT drop_embedding_model(%s)",
+                  [oconn.execute("SELECT model FROM embedding_models WHERE is_target"
+                                 ).fetchone()[0]])
+    proc = backfill(dsn, server, "--target")
+    assert proc.returncode == 2 and "no model switch is under way" in proc.stderr

@@ -37,7 +37,8 @@ $$;
 
 -- A batch's end: 'applied' (its results written), or 'failed', 'expired',
 -- 'cancelled' (its rows' leases released, no attempt charged: the provider,
--- not the rows, failed).
+-- not the rows, failed; a batch's worker name holds rows of one queue, the
+-- active model's or a switch's target's, and both are released).
 CREATE OR REPLACE FUNCTION finish_api_batch(
     p_batch_id text, p_status text, p_error text DEFAULT NULL
 )
@@ -59,6 +60,7 @@ BEGIN
     END IF;
     IF p_status <> 'applied' THEN
         PERFORM release_embeddings(b.worker);
+        PERFORM release_target_embeddings(b.worker);
     END IF;
 END
 $$;

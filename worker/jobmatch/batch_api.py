@@ -10,7 +10,9 @@ then the low-priority rows still queued are claimed (claim_embedding_backfill:
 leased for 25 hours, so no worker takes them meanwhile) and submitted as new
 batches of at most 50,000 requests and 190 MB each, recorded in
 embedding_api_batches before anything else happens, so a restarted backfill
-resumes from the database."""
+resumes from the database. With --target, the rows are a model switch's
+target's (claim_target_embeddings, its side table: `jobmatch model add`),
+the whole of its backfill at the Batch price."""
 
 from __future__ import annotations
 
@@ -55,11 +57,14 @@ class RoundStats:
 
 
 class BatchBackfill:
+    """`queue_kind`: "backfill" (the active model's low-priority rows) or
+    "target" (a switch's target's rows): queue.py's calls of that queue."""
+
     def __init__(self, conn: psycopg.Connection, client: openai.OpenAI, name: str,
                  dimensions: int, model: str, send_dimensions: bool,
                  max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_FILE_BYTES,
-                 max_tokens_per_input: int = 8191):
-        self.conn, self.client = conn, client
+                 max_tokens_per_input: int = 8191, queue_kind: str = "backfill"):
+        self.conn, self.client, self.queue_kind = conn, client, queue_kind
         self.name, self.dimensions, self.model = name, dimensions, model
         self.send_dimensions = send_dimensions
         self.max_requests = max(1, min(max_requests, MAX_REQUESTS))
@@ -95,9 +100,7 @@ class BatchBackfill:
         """Claims up to one batch of low-priority rows and submits it; None
         when there is nothing left."""
         worker = f"batch-api:{secrets.token_hex(6)}"
-        rows = [queue.Claimed(*r) for r in queue._run(
-            self.conn, "SELECT * FROM claim_embedding_backfill(%s, %s,"
-            " make_interval(secs => %s))", [worker, self.max_requests, LEASE_SECONDS])]
+        rows = queue._claim(self.conn, self.queue_kind, worker, self.max_requests, LEASE_SECONDS)
         if not rows:
             return None
         lines, kept, size = [], [], 0
@@ -109,14 +112,15 @@ class BatchBackfill:
             kept.append(c)
             size += len(line)
         if len(kept) < len(rows):
-            queue.release(self.conn, worker, rows[len(kept):])
+            queue._release(self.conn, self.queue_kind, worker, rows[len(kept):])
         try:
             upload = self.client.files.create(file=("jobmatch-backfill.jsonl",
                                                     io.BytesIO(b"".join(lines))), purpose="batch")
             batch = self.client.batches.create(input_file_id=upload.id, endpoint="/v1/embeddings",
                                                completion_window="24h")
         except openai.OpenAIError:
-            queue.release(self.conn, worker, kept)  # no attempt: the provider failed
+            # no attempt: the provider failed
+            queue._release(self.conn, self.queue_kind, worker, kept)
             raise
         with self.conn.transaction():
             self.conn.execute(
@@ -181,13 +185,14 @@ class BatchBackfill:
         written = 0
         for start in range(0, len(good), WRITE_CHUNK):
             chunk = good[start:start + WRITE_CHUNK]
-            written += queue.complete(self.conn, worker, self.model, [c for c, _, _ in chunk],
-                                      np.vstack([v for _, v, _ in chunk]),
-                                      [r for _, _, r in chunk])
+            written += queue._complete(self.conn, self.queue_kind, worker, self.model,
+                                       [c for c, _, _ in chunk],
+                                       np.vstack([v for _, v, _ in chunk]),
+                                       [r for _, _, r in chunk])
         for error, failed in bad.items():
-            queue.fail(self.conn, worker, failed, error)
+            queue._fail(self.conn, self.queue_kind, worker, failed, error)
         # rows with no result at all go back to the queue as they were
-        queue.release(self.conn, worker)
+        queue._release(self.conn, self.queue_kind, worker, None)
         with self.conn.transaction():
             self.conn.execute("SELECT record_batch_usage(%s, %s, %s)",  # inputs: texts
                               [self.model, sum(1 + (r is not None) for _, _, r in good), tokens])

@@ -232,7 +232,19 @@ def cmd_backfill(args) -> int:
     name = args.model or OPENAI_DEFAULT_MODEL
     with db.connect(autocommit=True) as conn:
         active = conn.execute("SELECT model FROM active_embedding_model()").fetchone()
-        if not active or active[0] != model:
+        if args.target:
+            # the target's own model, as its row records it
+            target = conn.execute("SELECT model, provider, dimensions FROM embedding_models"
+                                  " WHERE is_target").fetchone()
+            if target is None or target[1] != "openai":
+                print("error: " + ("no model switch is under way (`jobmatch model add`)"
+                                   if target is None else
+                                   f"the target {target[0]} is not an OpenAI model"),
+                      file=sys.stderr)
+                return 2
+            model, _, dims = target
+            name = model.split("@")[0]
+        elif not active or active[0] != model:
             print(f"error: this database embeds with {active[0] if active else '(no model)'},"
                   f" not {model}: pass the same --model/--dimensions as the worker",
                   file=sys.stderr)
@@ -241,7 +253,8 @@ def cmd_backfill(args) -> int:
         backfill = BatchBackfill(conn, client, name, dims, model,
                                  name.startswith("text-embedding-3")
                                  and dims != OPENAI_NATIVE_DIMS.get(name),
-                                 max_requests=args.max_requests)
+                                 max_requests=args.max_requests,
+                                 queue_kind="target" if args.target else "backfill")
         stats = run(conn, backfill, args.wait, args.poll_interval)
     print(f"batches submitted: {len(stats.submitted)}, applied: {len(stats.applied)}"
           f" ({stats.written} vectors written, {stats.failed} rows failed),"
@@ -352,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_embedder_flags(p)
     env_flag(p, "--max-requests", "JOBMATCH_BATCH_MAX_REQUESTS", 50000, type=int,
              help="rows per batch (the API's limit: 50,000; files are kept under 190 MB)")
+    env_switch(p, "--target", "JOBMATCH_BATCH_TARGET",
+               help="the rows of a model switch's target (`jobmatch model add`), embedded with "
+                    "the target's model, instead of the active model's low-priority rows")
     env_switch(p, "--wait", "JOBMATCH_BATCH_WAIT",
                help="poll until every open batch is written back (default: one round, for cron)")
     env_flag(p, "--poll-interval", "JOBMATCH_BATCH_POLL_INTERVAL", 60.0, type=float,

@@ -36,6 +36,9 @@ def _run(conn: psycopg.Connection, query: str, params: Sequence) -> list[tuple]:
 _FUNCTIONS = {
     "embedding": ("claim_embedding_batch", "complete_embeddings", "fail_embeddings",
                   "release_embeddings"),
+    # the same queue's low-priority rows only (batch_api.py)
+    "backfill": ("claim_embedding_backfill", "complete_embeddings", "fail_embeddings",
+                 "release_embeddings"),
     "target": ("claim_target_embeddings", "complete_target_embeddings",
                "fail_target_embeddings", "release_target_embeddings"),
 }
