@@ -119,6 +119,14 @@ def test_load_maps_rows_by_meaning_then_the_write_back_keeps_them_mapped(conn, t
     assert occupation_of(conn, "user", cook) == "5120.1"
     assert occupation_of(conn, "job", reception) == "4226.1"
     assert occupation_of(conn, "job", kitchen) == "5120.1"
+    # the reason says so, in both directions
+    reasons = dict(conn.execute("SELECT job_id, match_reasons FROM match_jobs(%s, 10)",
+                                [seeker]).fetchall())
+    assert "Occupation: receptionist" in reasons[reception]
+    assert "Occupation: receptionist" in conn.execute(
+        "SELECT match_reasons FROM match_users(%s, 10) WHERE user_id = %s",
+        [reception, seeker]).fetchone()[0]
+    assert not any(r.startswith("Occupation") for r in reasons.get(kitchen, []))
     # the spend is in the ledger
     assert conn.execute("SELECT sum(inputs) FROM embedding_usage WHERE model = %s",
                         [MODEL]).fetchone()[0] >= 4

@@ -53,6 +53,10 @@ AS $$
     SELECT array_remove(ARRAY[
         CASE WHEN similarity IS NOT NULL
             THEN 'Semantic match: ' || round((100 * similarity)::numeric) || '%' END,
+        -- the seeker's own occupation (a taxonomy is loaded: 15_occupations.sql)
+        CASE WHEN u.user_occupation = j.job_occupation
+            THEN 'Occupation: ' || (SELECT o.label FROM occupations AS o
+                                    WHERE o.code = j.job_occupation) END,
         'Skills: ' || (SELECT skills FROM shared_skills),
         CASE
             WHEN (j.ai_remote_allowed OR lower(j.ai_work_arrangement) = 'remote')
