@@ -122,6 +122,27 @@ def test_index_rebuild_builds_concurrently_and_records(conn, dsn):
     assert "canonical_jobs_job_embedding_ann" in plan
 
 
+def test_index_rebuild_short_of_memory_says_how_and_keeps_the_serving_index(conn, dsn):
+    from support.data import unit
+    with conn.cursor().copy("COPY canonical_jobs (title, job_embedding, job_embedding_model)"
+                            " FROM STDIN") as cp:
+        for i in range(2000):
+            cp.write_row((f"Job {i}", unit(i), "multilingual-e5-small"))
+    jobmatch(dsn, "index", "rebuild", "--min-rows", "1", "--lists", "5", "--method", "ivfflat")
+    # k-means over 2,000 samples of 384-d vectors does not fit in 1 MB
+    out = jobmatch(dsn, "index", "rebuild", "--min-rows", "1", "--lists", "50",
+                   "--method", "ivfflat", env={"PGOPTIONS": "-c maintenance_work_mem=1MB"},
+                   check=False)
+    assert out.returncode == 2, out.stderr
+    assert "memory required" in out.stderr and "maintenance_work_mem" in out.stderr
+    assert "Traceback" not in out.stderr
+    # no invalid half-built index is left; the serving one is the old build
+    assert conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'canonical_jobs'"
+                        " AND indexname LIKE '%ann%'").fetchall() == [
+        ("canonical_jobs_job_embedding_ann",)]
+    assert conn.execute("SELECT lists FROM vector_index_builds").fetchall() == [(5,)]
+
+
 @pytest.mark.slow
 def test_demo_fills_vectors_and_prints_matches(conn, dsn):
     out = jobmatch(dsn, "demo", "--jobs", "60", "--seekers", "12", "--show", "2").stdout

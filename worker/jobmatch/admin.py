@@ -129,6 +129,13 @@ def cmd_index(args) -> int:
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             print(f"error: {exc.diag.message_primary}\nhint: {exc.diag.message_hint}", file=sys.stderr)
             return 2
+        except psycopg.errors.ProgramLimitExceeded as exc:
+            # an ivfflat build with many lists needs more than maintenance_work_mem
+            print(f"error: {exc.diag.message_primary}\nhint: raise maintenance_work_mem for the"
+                  " build (PGOPTIONS=\"-c maintenance_work_mem=4GB\" jobmatch index rebuild"
+                  " ...) or pass fewer --lists; the serving index is unchanged",
+                  file=sys.stderr)
+            return 2
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

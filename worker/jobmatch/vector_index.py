@@ -27,7 +27,7 @@ def rebuild(conn: psycopg.Connection, entity_type: str, lists: int | None = None
         "SELECT index_name, table_name, method, is_halfvec, lists, row_count, posted_since, ddl"
         " FROM jobmatch_vector_index_ddl(%s, %s, %s, %s, %s, %s)",
         [entity_type, lists, min_rows, building, method, halfvec]).fetchone()
-    conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+    _build(conn, ddl, building)
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(final)))
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(building),
                                                                sql.Identifier(final)))
@@ -37,6 +37,17 @@ def rebuild(conn: psycopg.Connection, entity_type: str, lists: int | None = None
                   64 if hnsw else None, since])
     return {"index": final, "table": table, "method": method, "halfvec": halfvec,
             "lists": lists, "rows": rows, "posted_since": since}
+
+
+def _build(conn: psycopg.Connection, ddl: str, name: str) -> None:
+    """CREATE INDEX CONCURRENTLY; a build that fails (memory, a cancel)
+    leaves an invalid index behind, which is dropped before the error
+    goes on: the serving index is untouched either way."""
+    try:
+        conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+    except psycopg.Error:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+        raise
 
 
 def _build_target(conn: psycopg.Connection, entity_type: str, model: str,
@@ -58,7 +69,7 @@ def _build_target(conn: psycopg.Connection, entity_type: str, model: str,
     name, table, method, halfvec, lists, rows, since, ddl = conn.execute(
         ddl_args, [model, entity_type, final + "_new", method, halfvec]).fetchone()
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-    conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+    _build(conn, ddl, name)
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(final)))
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(name),
                                                                sql.Identifier(final)))
