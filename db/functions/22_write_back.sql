@@ -3,6 +3,16 @@
 -- complete_embeddings is the worker's entry point; claim_embedding_batch
 -- (20_queue.sql) also writes vectors parked here earlier.
 
+-- The role vector a row keeps: the one sent, if its profile text has a role
+-- text (jobmatch_role_text), else none. Read once per row by the write-back
+-- for the row's role vector and its occupation.
+CREATE OR REPLACE FUNCTION jobmatch_row_role_vector(profile_text text, sent vector)
+RETURNS vector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN jobmatch_role_text(profile_text) IS NOT NULL THEN sent END
+$$;
+
 -- Writes vectors into the entity rows the caller may write now: rows another
 -- transaction holds are skipped, never waited on (SKIP LOCKED), and rows
 -- whose current text no longer hashes to the claimed hash are left alone.
@@ -46,36 +56,32 @@ AS $$
     ), jobs AS (
         UPDATE canonical_jobs AS j
         SET job_embedding = i.embedding,
-            job_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
-                                      THEN i.role_embedding END,
-            job_occupation = jobmatch_nearest_occupation(
-                p_model, CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
-                              THEN i.role_embedding END, i.embedding),
+            job_role_embedding = r.role_embedding,
+            job_occupation = jobmatch_nearest_occupation(p_model, r.role_embedding, i.embedding),
             job_embedding_text = f.profile_text,
             job_embedding_hash = i.text_hash,
             job_embedding_model = p_model,
             job_embedding_updated_at = now(),
             job_embedding_xmin = pg_current_xact_id()::xid,
             embedding_version = (SELECT s.profile_text_version FROM jobmatch_settings AS s)
-        FROM input AS i, free_jobs AS f
+        FROM input AS i, free_jobs AS f,
+            jobmatch_row_role_vector(f.profile_text, i.role_embedding) AS r (role_embedding)
         WHERE i.entity_type = 'job' AND f.id = i.entity_id AND j.id = f.id
           AND jobmatch_text_hash(f.profile_text) = i.text_hash
         RETURNING j.id::bigint AS entity_id
     ), users AS (
         UPDATE user_preferences AS u
         SET user_embedding = i.embedding,
-            user_role_embedding = CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
-                                       THEN i.role_embedding END,
-            user_occupation = jobmatch_nearest_occupation(
-                p_model, CASE WHEN jobmatch_role_text(f.profile_text) IS NOT NULL
-                              THEN i.role_embedding END, i.embedding),
+            user_role_embedding = r.role_embedding,
+            user_occupation = jobmatch_nearest_occupation(p_model, r.role_embedding, i.embedding),
             embedding_text = f.profile_text,
             embedding_hash = i.text_hash,
             embedding_model = p_model,
             embedding_updated_at = now(),
             embedding_xmin = pg_current_xact_id()::xid,
             embedding_version = (SELECT s.profile_text_version FROM jobmatch_settings AS s)
-        FROM input AS i, free_users AS f
+        FROM input AS i, free_users AS f,
+            jobmatch_row_role_vector(f.profile_text, i.role_embedding) AS r (role_embedding)
         WHERE i.entity_type = 'user' AND f.user_id = i.entity_id AND u.user_id = f.user_id
           AND jobmatch_text_hash(f.profile_text) = i.text_hash
         RETURNING u.user_id::bigint AS entity_id

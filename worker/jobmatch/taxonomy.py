@@ -11,11 +11,9 @@ occupations whose text changed."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -71,10 +69,6 @@ def occupation_text(o: Occupation, strip: frozenset[str] = frozenset()) -> str:
     return f"{text}. {description}" if text and description else (text or description or o.code)
 
 
-def _text_hash(text: str) -> uuid.UUID:
-    return uuid.UUID(hashlib.md5(text.encode()).hexdigest())  # jobmatch_text_hash
-
-
 def load(conn: psycopg.Connection, occupations: Iterable[Occupation], embedder, model: str,
          strip: frozenset[str] = frozenset(), log=print) -> dict:
     """Replaces the taxonomy with `occupations`, embeds the texts model
@@ -100,9 +94,12 @@ def load(conn: psycopg.Connection, occupations: Iterable[Occupation], embedder, 
             " isco_group = excluded.isco_group, label = excluded.label,"
             " alt_labels = excluded.alt_labels, description = excluded.description,"
             " uri = excluded.uri, loaded_at = now()")
-    have = dict(conn.execute("SELECT code, text_hash FROM occupation_vectors WHERE model = %s",
-                             [model]).fetchall())
-    todo = [c for c, t in texts.items() if have.get(c) != _text_hash(t)]
+    # the texts the model has no vector of (jobmatch_text_hash: the worker's hash)
+    todo = [c for (c,) in conn.execute(
+        "SELECT t.code FROM unnest(%s::text[], %s::text[]) AS t (code, body)"
+        " LEFT JOIN occupation_vectors AS v ON v.model = %s AND v.code = t.code"
+        " WHERE v.text_hash IS DISTINCT FROM jobmatch_text_hash(t.body) ORDER BY t.code",
+        [list(texts), list(texts.values()), model]).fetchall()]
     started, inputs, tokens, requests = time.monotonic(), 0, 0, 0
     for start in range(0, len(todo), EMBED_CHUNK):
         chunk = todo[start:start + EMBED_CHUNK]
@@ -110,9 +107,9 @@ def load(conn: psycopg.Connection, occupations: Iterable[Occupation], embedder, 
         with conn.transaction():
             conn.cursor().executemany(
                 "INSERT INTO occupation_vectors (model, code, text_hash, embedding)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (model, code) DO UPDATE SET"
-                " text_hash = excluded.text_hash, embedding = excluded.embedding",
-                [(model, c, _text_hash(texts[c]), v) for c, v in zip(chunk, got.vectors)])
+                " VALUES (%s, %s, jobmatch_text_hash(%s), %s) ON CONFLICT (model, code)"
+                " DO UPDATE SET text_hash = excluded.text_hash, embedding = excluded.embedding",
+                [(model, c, texts[c], v) for c, v in zip(chunk, got.vectors)])
             conn.execute("SELECT record_embedding_usage(%s, %s, %s, %s)",
                          [model, got.requests, len(chunk), got.tokens])
         inputs, tokens, requests = inputs + len(chunk), tokens + got.tokens, requests + got.requests
