@@ -132,12 +132,28 @@ def test_the_reported_attack_on_complete_embeddings_gains_nothing(conn, roles, d
         assert_nothing_gained(conn, hostile, roles["worker"])
 
 
+def with_taxonomy(conn) -> None:
+    """Two occupations with vectors of the model: the write-back's nearest-
+    occupation search and the occupation reason then run for real."""
+    conn.execute("INSERT INTO occupations (code, isco_group, label) VALUES"
+                 " ('7212.1', '7212', 'welder'), ('5120.1', '5120', 'cook')")
+    conn.execute("INSERT INTO occupation_vectors (model, code, text_hash, embedding) VALUES"
+                 " (%s, '7212.1', md5('w')::uuid, %s), (%s, '5120.1', md5('c')::uuid, %s)",
+                 [MODEL, unit(1), MODEL, unit(2)])
+
+
 def test_every_worker_definer_path_ignores_a_planted_pg_temp(conn, roles, data):
+    with_taxonomy(conn)
     with login(conn, roles["worker"]) as hostile:
         plant_everything(hostile, conn)
         rows = queue.claim(hostile, "w", 10)
         assert len(rows) == 4
         queue.complete(hostile, "w", MODEL, rows[:2], [unit(1), unit(2)])
+        # the write-back found each row's occupation in the owner's table
+        assert sorted(o for (o,) in conn.execute(
+            "SELECT job_occupation FROM canonical_jobs WHERE job_occupation IS NOT NULL UNION ALL"
+            " SELECT user_occupation FROM user_preferences WHERE user_occupation IS NOT NULL")
+            ) == ["5120.1", "7212.1"]
         queue.fail(hostile, "w", rows[2:3], "boom")
         queue.release(hostile, "w")
         queue.record_usage(hostile, MODEL, 1, 2, 3)
@@ -172,8 +188,13 @@ def test_match_jobs_ignores_a_planted_pg_temp(conn, roles, data):
                  " WHERE user_id = 1", [unit(1), MODEL])
     conn.execute("UPDATE canonical_jobs SET job_embedding = %s, job_embedding_model = %s",
                  [unit(1), MODEL])
+    with_taxonomy(conn)  # the occupation term and reason, read from the owner's tables
+    conn.execute("UPDATE user_preferences SET user_occupation = '7212.1' WHERE user_id = 1")
+    conn.execute("UPDATE canonical_jobs SET job_occupation = '7212.1' WHERE title = 'Welder'")
     with login(conn, roles["bot"]) as hostile:
         plant_everything(hostile, conn)
+        reasons = hostile.execute("SELECT title, match_reasons FROM match_jobs(1, 10)").fetchall()
+        assert "Occupation: welder" in dict(reasons)["Welder"]
         semantic = hostile.execute("SELECT title, match_method FROM match_jobs(1, 10)").fetchall()
         keyword = hostile.execute("SELECT title, match_method FROM match_jobs(2, 10)").fetchall()
         assert ("Welder", "semantic") in semantic
